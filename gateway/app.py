@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import ipaddress
 from collections.abc import AsyncIterator
+from typing import cast
 
 from aiohttp import web
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from gateway import appkeys
 from gateway.auth import KeyVerifier
@@ -17,6 +18,10 @@ from gateway.config import Settings
 from gateway.errors import ConfigError
 from gateway.handlers.registry import HandlerDependencies, create_registry
 from gateway.journal.writer import JournalWriter
+from gateway.limits.admin import add_admin_routes
+from gateway.limits.limiter import RateLimiter
+from gateway.limits.metering import Metering
+from gateway.limits.usage import UsageRecorder
 from gateway.middlewares import request_middleware, stamp_response
 from gateway.store.records import ApiKeyRecord, ClientRecord
 from gateway.store.repositories import ApiKeyRepository, ClientRepository, DomainRepository
@@ -35,7 +40,20 @@ def parse_trusted_proxies(value: str) -> tuple[appkeys.Network, ...]:
     return tuple(networks)
 
 
+#: URL schemes that name a Redis Cluster (any one node; the rest are discovered).
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+
+
 def create_redis(url: str) -> Redis:
+    """A client for `url`; `redis+cluster://host:port` (or `rediss+cluster://`) is a Redis
+    Cluster. The cluster client speaks the same commands for everything the gateway does
+    (single-key commands, same-slot scripts, non-transactional pipelines, pub/sub), so it is
+    handed around under the `Redis` type."""
+    if url.startswith(CLUSTER_SCHEMES):
+        cluster = RedisCluster.from_url(
+            url.replace("+cluster", "", 1), socket_connect_timeout=2.0, socket_timeout=5.0
+        )
+        return cast(Redis, cluster)
     return Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
 
 
@@ -48,8 +66,9 @@ def create_app(settings: Settings, secret: str) -> web.Application:
     app[appkeys.SECRET] = secret
     app[appkeys.TRUSTED_PROXIES] = parse_trusted_proxies(settings.trusted_proxies)
     app.on_response_prepare.append(stamp_response)
-    app.cleanup_ctx.extend([_redis_ctx, _upstream_ctx, _tenancy_ctx, _journal_ctx])
+    app.cleanup_ctx.extend([_redis_ctx, _upstream_ctx, _tenancy_ctx, _journal_ctx, _metering_ctx])
     add_routes(app)
+    add_admin_routes(app)
     return app
 
 
@@ -111,3 +130,21 @@ async def _journal_ctx(app: web.Application) -> AsyncIterator[None]:
     writer.start()
     yield
     await writer.close()
+
+
+async def _metering_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[appkeys.SETTINGS]
+    redis = app[appkeys.REDIS]
+    limiter = RateLimiter(
+        redis, fail_open=settings.rate_limit_fail_open, lease_seconds=settings.rate_limit_lease
+    )
+    usage = UsageRecorder(
+        redis,
+        retention_days=settings.usage_retention_days,
+        flush_interval=settings.usage_flush_interval,
+    )
+    metering = Metering(limiter, usage, app[appkeys.VERIFIER])
+    app[appkeys.METERING] = metering
+    usage.start()
+    yield
+    await metering.close()

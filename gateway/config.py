@@ -42,6 +42,11 @@ class Settings:
     journal_max_records: int = 1_000_000
     log_level: str = "info"
     access_log: bool = True
+    rate_limit_fail_open: bool = True
+    rate_limit_lease: float = 900.0
+    usage_flush_interval: float = 1.0
+    usage_retention_days: int = 400
+    admin_token: str = ""
 
     @property
     def var_path(self) -> Path:
@@ -102,6 +107,8 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
 def _validate(settings: Settings) -> None:
     if not 0 <= settings.port <= 65535:
         raise ConfigError(f"port {settings.port} is out of range")
+    if settings.rate_limit_lease <= 0 or settings.usage_flush_interval <= 0:
+        raise ConfigError("rate_limit_lease and usage_flush_interval must be positive")
     if settings.workers < 1:
         raise ConfigError("workers must be at least 1")
     if settings.max_body_bytes < 1024:

@@ -34,6 +34,10 @@ class RequestContext:
     outcome: str | None = None
     error: dict[str, Any] | None = None
     chunks: int = 0
+    #: The last bytes of a relayed stream (where its usage chunk is), for the limits.
+    stream_tail: bytes = b""
+    #: Headers every response to this request carries (rate-limit headers), set before it starts.
+    extra_headers: dict[str, str] | None = None
 
     def elapsed_ms(self, since: float | None = None) -> float:
         return (time.perf_counter() - (since or self.started)) * 1000.0

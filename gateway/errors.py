@@ -9,6 +9,8 @@
     ├── MethodNotAllowedError        (405)
     ├── PayloadTooLargeError         (413)
     ├── UnsupportedMediaTypeError    (415)
+    ├── RateLimitError               (429) a request, token or concurrency limit is reached
+    ├── QuotaExceededError           (429) a token budget (per day or month) is used up
     ├── UpstreamError                (502) the upstream could not be reached or answered nonsense
     │   └── UpstreamTimeoutError     (504)
     └── ServiceUnavailableError      (503) Redis or another dependency is down
@@ -120,3 +122,21 @@ class ServiceUnavailableError(GatewayError):
     status = 503
     error_type = "api_error"
     default_code = "service_unavailable"
+
+
+class RateLimitError(GatewayError):
+    """A limit is reached; `kind` is OpenAI's error type: `requests` or `tokens`."""
+
+    status = 429
+    error_type = "requests"
+    default_code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, kind: str = "requests", **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.error_type = kind
+
+
+class QuotaExceededError(GatewayError):
+    status = 429
+    error_type = "insufficient_quota"
+    default_code = "insufficient_quota"

@@ -140,6 +140,8 @@ async def stamp_response(request: web.Request, response: web.StreamResponse) -> 
     if ctx is None:
         return
     response.headers["x-request-id"] = ctx.request_id
+    if ctx.extra_headers:
+        response.headers.update(ctx.extra_headers)
     origin = request.headers.get("Origin")
     if origin and ctx.client is not None and origin_allowed(origin, ctx.client.cors_origins):
         response.headers["Access-Control-Allow-Origin"] = origin

@@ -60,6 +60,9 @@ REQUEST_ONLY = frozenset(
 _DROP_REQUEST = HOP_BY_HOP | REQUEST_ONLY
 _DROP_RESPONSE = HOP_BY_HOP | {"set-cookie", "x-request-id", "date", "server"}
 
+#: Bytes of a stream's end kept on the context (the usage chunk is in the last ones).
+STREAM_TAIL_BYTES = 4096
+
 #: Most bytes of a non-OpenAI upstream error quoted in the gateway's 502 message.
 _ERROR_SNIPPET = 200
 
@@ -189,6 +192,7 @@ async def _relay_stream(
         if ctx.first_byte_at is None:
             ctx.first_byte_at = time.perf_counter()
         ctx.chunks += 1
+        ctx.stream_tail = (ctx.stream_tail + data)[-STREAM_TAIL_BYTES:]
         try:
             await response.write(data)
         except ConnectionResetError:  # aiohttp's ClientConnectionResetError included

@@ -21,6 +21,7 @@ from gateway.errors import (
     PermissionDeniedError,
     ServiceUnavailableError,
 )
+from gateway.limits.metering import metered
 from gateway.middlewares import origin_allowed
 from gateway.protocols import OpenAICompatibleChatCompletionResponseType, Provider
 from gateway.store.records import ClientRecord
@@ -82,8 +83,13 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     raw, data = await read_json_object(request, request.app[appkeys.SETTINGS].max_body_bytes)
     ctx.raw_body = raw
     ctx.model, ctx.stream = validate_chat_request(data)
-    assert ctx.user is not None
-    return render(await provider.chat_completions(request, ctx.user, data))
+    user = ctx.user
+    assert user is not None
+
+    async def call() -> web.StreamResponse:
+        return render(await provider.chat_completions(request, user, data))
+
+    return await metered(request.app[appkeys.METERING], ctx, data, call)
 
 
 async def models(request: web.Request) -> web.StreamResponse:

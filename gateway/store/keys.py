@@ -60,3 +60,42 @@ def invalidation_key(key_id: str) -> str:
 
 def invalidation_domain(hostname: str) -> str:
     return f"domain:{hostname}"
+
+
+# Rate limits, budgets and usage (see `docs/limits.md`). Every key of one request's check is
+# tagged with the account, so the check script and the settle script touch a single slot.
+# `scope` is `client:<name>` or `key:<key id>`.
+def limit_requests(account: str, scope: str) -> str:
+    """Sorted set: one member per admitted request, scored by admission time (ms)."""
+    return f"{PREFIX}:{{{account}}}:rl:{scope}:rpm"
+
+
+def limit_tokens(account: str, scope: str) -> str:
+    """Sorted set: one member per token reservation, scored by reservation time (ms)."""
+    return f"{PREFIX}:{{{account}}}:rl:{scope}:tpm"
+
+
+def limit_token_amounts(account: str, scope: str) -> str:
+    """Hash: reservation member -> tokens, plus `_sum`, the tokens inside the window."""
+    return f"{PREFIX}:{{{account}}}:rl:{scope}:tpm:amt"
+
+
+def limit_in_flight(account: str, scope: str) -> str:
+    """Sorted set: one member per request in flight, scored by its lease deadline (ms)."""
+    return f"{PREFIX}:{{{account}}}:rl:{scope}:conc"
+
+
+def budget_day(account: str, scope: str, day: str) -> str:
+    """Integer: tokens used (and reserved) on `day` (YYYYMMDD, UTC)."""
+    return f"{PREFIX}:{{{account}}}:rl:{scope}:tpd:{day}"
+
+
+def budget_month(account: str, scope: str, month: str) -> str:
+    """Integer: tokens used (and reserved) in `month` (YYYYMM, UTC)."""
+    return f"{PREFIX}:{{{account}}}:rl:{scope}:tpmo:{month}"
+
+
+def usage_day(account: str, day: str) -> str:
+    """Hash of one account's usage on `day` (YYYYMMDD, UTC):
+    `<counter>|<client>|<key id>|<model>` -> integer, counter in `req`, `pt`, `ct`."""
+    return f"{PREFIX}:{{{account}}}:usage:{day}"

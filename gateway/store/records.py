@@ -56,6 +56,12 @@ class ClientRecord(_JsonRecord):
     upstream_key: str = ""
     cors_origins: tuple[str, ...] = ()
     created_at: float = dataclasses.field(default_factory=time.time)
+    # Limits (docs/limits.md); None: no limit.
+    rpm: int | None = None
+    tpm: int | None = None
+    max_concurrent: int | None = None
+    tokens_per_day: int | None = None
+    tokens_per_month: int | None = None
 
     def hostname(self, api_domain: str) -> str:
         return f"{self.name}.{self.account}.{api_domain}"
@@ -80,6 +86,12 @@ class ApiKeyRecord(_JsonRecord):
     created_at: float = dataclasses.field(default_factory=time.time)
     expires_at: float | None = None
     revoked_at: float | None = None
+    # Limits (docs/limits.md); None: no limit.
+    rpm: int | None = None
+    tpm: int | None = None
+    max_concurrent: int | None = None
+    tokens_per_day: int | None = None
+    tokens_per_month: int | None = None
 
     def allows_client(self, client_name: str) -> bool:
         return not self.clients or client_name in self.clients

@@ -1,0 +1,1 @@
+"""Per-tenant rate limits, token budgets and usage accounting (see `docs/limits.md`)."""

@@ -1,0 +1,204 @@
+"""Usage accounting: per account, client, key and model, by UTC day; and reading it back.
+
+The request path only adds to an in-memory tally (`UsageRecorder.add`); a background task
+writes the tally to Redis with one pipelined `HINCRBY` per counter every `flush_interval`, so
+accounting costs no Redis round trip on the request path. Counts not yet written when Redis is
+down are kept and written later; a graceful shutdown flushes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import orjson
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from gateway.limits.policy import utc_day
+from gateway.store import keys
+
+log = structlog.get_logger("gateway.usage")
+
+_USAGE_KEY = b'"usage":'
+#: Largest usage object parsed (OpenAI's, with its token details, is a few hundred bytes).
+_USAGE_MAX = 2048
+#: Most distinct counters held while Redis is unreachable; past it new counts are dropped.
+_MAX_PENDING = 200_000
+COUNTERS = {"req": "requests", "pt": "prompt_tokens", "ct": "completion_tokens"}
+
+
+def extract_usage(blob: bytes) -> tuple[int, int] | None:
+    """(prompt_tokens, completion_tokens) from the last `"usage": {...}` in a JSON body or in
+    the tail of an SSE stream, else None. `"usage":` cannot occur unescaped inside a JSON
+    string, so the last occurrence is the real field; only that small object is parsed."""
+    at = blob.rfind(_USAGE_KEY)
+    while at != -1:
+        start = blob.find(b"{", at, at + 32)
+        if start != -1 and not blob[at + len(_USAGE_KEY) : start].strip():
+            end = _matching_brace(blob, start)
+            if end != -1:
+                try:
+                    usage = orjson.loads(blob[start : end + 1])
+                except orjson.JSONDecodeError:
+                    return None
+                prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+                if isinstance(prompt, int) and isinstance(completion, int):
+                    return max(prompt, 0), max(completion, 0)
+            return None
+        at = blob.rfind(_USAGE_KEY, 0, at)  # `"usage": null` in a later chunk: look earlier
+    return None
+
+
+def _matching_brace(blob: bytes, start: int) -> int:
+    depth = 0
+    for index in range(start, min(len(blob), start + _USAGE_MAX)):
+        char = blob[index]
+        if char == 0x7B:  # {
+            depth += 1
+        elif char == 0x7D:  # }
+            depth -= 1
+            if depth == 0:
+                return index
+    return -1
+
+
+class UsageRecorder:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        retention_days: int = 400,
+        flush_interval: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.redis = redis
+        self.retention_seconds = retention_days * 86400
+        self.flush_interval = flush_interval
+        self.clock = clock
+        self._pending: dict[str, collections.Counter[str]] = {}
+        self._size = 0
+        self._task: asyncio.Task[None] | None = None
+        self.dropped = 0
+
+    def add(
+        self, account: str, client: str, key_id: str, model: str, prompt: int, completion: int
+    ) -> None:
+        tally = self._pending.get(redis_key := keys.usage_day(account, utc_day(self.clock())))
+        if tally is None:
+            tally = self._pending[redis_key] = collections.Counter()
+        suffix = f"|{client}|{key_id}|{model[:200]}"
+        if self._size >= _MAX_PENDING and "req" + suffix not in tally:
+            self.dropped += 1
+            return
+        self._size += 0 if "req" + suffix in tally else 3
+        tally["req" + suffix] += 1
+        tally["pt" + suffix] += prompt
+        tally["ct" + suffix] += completion
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="usage-recorder")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        try:
+            await self.flush()
+        except (RedisError, OSError) as exc:
+            log.error("usage_flush_failed_at_close", error=type(exc).__name__, lost=self._size)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            try:
+                await self.flush()
+            except (RedisError, OSError) as exc:
+                log.warning("usage_flush_failed", error=type(exc).__name__, pending=self._size)
+
+    async def flush(self) -> None:
+        """Write everything tallied so far; on failure the tally is kept for the next try."""
+        pending, self._pending, self._size = self._pending, {}, 0
+        if not pending:
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for redis_key, tally in pending.items():
+                    for field, amount in tally.items():
+                        if amount:
+                            pipe.hincrby(redis_key, field, amount)
+                    pipe.expire(redis_key, self.retention_seconds)
+                await pipe.execute()
+        except BaseException:
+            self._restore(pending)
+            raise
+
+    def _restore(self, pending: dict[str, collections.Counter[str]]) -> None:
+        for redis_key, tally in pending.items():
+            self._pending.setdefault(redis_key, collections.Counter()).update(tally)
+        self._size = sum(len(t) for t in self._pending.values())
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UsageRow:
+    day: str
+    account: str
+    client: str
+    key_id: str
+    model: str
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def days_back(now: float, days: int) -> list[str]:
+    """The UTC days from `days - 1` days ago up to today, oldest first."""
+    return [utc_day(now - 86400 * back) for back in range(max(days, 1) - 1, -1, -1)]
+
+
+async def read_usage(
+    redis: Redis, accounts: Iterable[str], days: list[str], client: str | None = None
+) -> list[UsageRow]:
+    rows: list[UsageRow] = []
+    for account in accounts:
+        for day in days:
+            fields = await redis.hgetall(keys.usage_day(account, day))
+            rows += _rows(day, account, fields, client)
+    return rows
+
+
+def _rows(day: str, account: str, fields: dict[Any, Any], client: str | None) -> list[UsageRow]:
+    merged: dict[tuple[str, str, str], dict[str, int]] = {}
+    for raw_field, raw_value in fields.items():
+        field = raw_field.decode() if isinstance(raw_field, bytes) else str(raw_field)
+        counter, _, rest = field.partition("|")
+        parts = rest.split("|", 2)
+        if counter not in COUNTERS or len(parts) != 3:
+            continue
+        if client is not None and parts[0] != client:
+            continue
+        ident = (parts[0], parts[1], parts[2])
+        merged.setdefault(ident, {})[COUNTERS[counter]] = int(raw_value)
+    return [
+        UsageRow(day, account, c, k, m, **counts) for (c, k, m), counts in sorted(merged.items())
+    ]
+
+
+def totals(rows: Iterable[UsageRow]) -> dict[str, int]:
+    result = dict.fromkeys(COUNTERS.values(), 0)
+    for row in rows:
+        result["requests"] += row.requests
+        result["prompt_tokens"] += row.prompt_tokens
+        result["completion_tokens"] += row.completion_tokens
+    return result
