@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import re
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import urlparse
@@ -26,6 +28,7 @@ from gateway.domains import add_domain, challenge_name, challenge_value, verify_
 from gateway.errors import GatewayError, InvalidRequestError
 from gateway.handlers.registry import provider_names
 from gateway.keys_service import issue_key
+from gateway.limits.cli import add_limit_arguments, limit_changes, limits_text, usage_report
 from gateway.server import redis_for, serve
 from gateway.store.records import ClientRecord
 from gateway.store.repositories import ApiKeyRepository, ClientRepository, DomainRepository
@@ -118,6 +121,15 @@ async def clients_remove(args: argparse.Namespace, settings: Settings, redis: Re
     emit(args, data, f"removed {data['hostname']}")
 
 
+async def clients_update(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
+    clients = ClientRepository(redis)
+    record = await clients.require(args.account, args.name)
+    record = dataclasses.replace(record, **limit_changes(args))
+    await clients.put(record)
+    data = record.public_dict(settings.api_domain)
+    emit(args, data, f"updated {data['hostname']}  {limits_text(record)}")
+
+
 async def keys_create(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
     clients = ClientRepository(redis)
     for name in args.client or ():
@@ -129,6 +141,7 @@ async def keys_create(args: argparse.Namespace, settings: Settings, redis: Redis
         name=args.name,
         clients=tuple(args.client or ()),
         expires_in=args.expires_in,
+        limits=limit_changes(args),
     )
     data = {**issued.record.public_dict(), "key": issued.key}
     emit(args, data, f"key id {issued.record.id}\n{issued.key}\n(shown once; store it now)")
@@ -147,6 +160,20 @@ async def keys_list(args: argparse.Namespace, settings: Settings, redis: Redis) 
 async def keys_revoke(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
     record = await ApiKeyRepository(redis).revoke(args.id)
     emit(args, record.public_dict(), f"revoked {record.id}")
+
+
+async def keys_update(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
+    repository = ApiKeyRepository(redis)
+    record = await repository.require(args.id)
+    record = await repository.put(dataclasses.replace(record, **limit_changes(args)))
+    emit(args, record.public_dict(), f"updated {record.id}  {limits_text(record)}")
+
+
+async def usage_show(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
+    data, text = await usage_report(
+        redis, time.time(), account=args.account, client=args.client, since_seconds=args.since
+    )
+    emit(args, data, text)
 
 
 async def domains_add(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
@@ -234,6 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
     listing = clients.add_parser("list", help="list clients")
     listing.add_argument("--account", type=account_arg)
     _command(listing, clients_list)
+    update = clients.add_parser("update", help="change a client's settings")
+    update.add_argument("name", type=client_arg)
+    update.add_argument("--account", type=account_arg, required=True)
+    add_limit_arguments(update)
+    _command(update, clients_update)
     for action, func in (("show", clients_show), ("remove", clients_remove)):
         sub = clients.add_parser(action, help=f"{action} a client")
         sub.add_argument("name", type=client_arg)
@@ -250,13 +282,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--client", type=client_arg, action="append", help="limit to client (repeatable)"
     )
     create.add_argument("--expires-in", type=duration_arg, metavar="DURATION", help="e.g. 30d")
+    add_limit_arguments(create)
     _command(create, keys_create)
+    key_update = keys.add_parser("update", help="change a key's limits")
+    key_update.add_argument("id")
+    add_limit_arguments(key_update)
+    _command(key_update, keys_update)
     key_list = keys.add_parser("list", help="list an account's keys")
     key_list.add_argument("--account", type=account_arg, required=True)
     _command(key_list, keys_list)
     revoke = keys.add_parser("revoke", help="revoke a key by id")
     revoke.add_argument("id")
     _command(revoke, keys_revoke)
+
+    usage = groups.add_parser("usage", help="requests and tokens by day, client, key and model")
+    usage.add_argument("--account", type=account_arg)
+    usage.add_argument("--client", type=client_arg)
+    usage.add_argument(
+        "--since", type=duration_arg, default=7 * 86400.0, metavar="DURATION", help="default 7d"
+    )
+    _command(usage, usage_show)
 
     domains = groups.add_parser("domains", help="manage custom domains").add_subparsers(
         dest="action", required=True, metavar="ACTION"

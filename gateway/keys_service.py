@@ -26,6 +26,7 @@ async def issue_key(
     name: str,
     clients: tuple[str, ...] = (),
     expires_in: float | None = None,
+    limits: dict[str, int | None] | None = None,
 ) -> IssuedKey:
     key_id, key = generate_key()
     now = time.time()
@@ -37,6 +38,7 @@ async def issue_key(
         clients=clients,
         created_at=now,
         expires_at=None if expires_in is None else now + expires_in,
+        **(limits or {}),
     )
     await repository.add(record)
     return IssuedKey(record=record, key=key)

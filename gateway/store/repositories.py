@@ -100,6 +100,18 @@ class ApiKeyRepository(_Repository):
         await self.redis.sadd(keys.account_keys(record.account), record.id)
         return record
 
+    async def require(self, key_id: str) -> ApiKeyRecord:
+        record = await self.get(key_id)
+        if record is None:
+            raise NotFoundError(f"no key with id {key_id!r}", code="key_not_found")
+        return record
+
+    async def put(self, record: ApiKeyRecord) -> ApiKeyRecord:
+        """Replace an existing key's record (its limits); running gateways drop their copy."""
+        await self.redis.set(keys.api_key(record.id), record.to_json())
+        await self._announce(keys.invalidation_key(record.id))
+        return record
+
     async def list(self, account: str) -> list[ApiKeyRecord]:
         ids = sorted(_text(i) for i in await self.redis.smembers(keys.account_keys(account)))
         records = [await self.get(key_id) for key_id in ids]
