@@ -21,6 +21,7 @@ from gateway.keys_service import issue_key
 from gateway.redis_server import EmbeddedRedis
 from gateway.store.records import ClientRecord
 from gateway.store.repositories import ApiKeyRepository, ClientRepository
+from tests.redis_cluster import RedisClusterProcesses, cluster_ports
 from tests.upstream_server import UPSTREAM_KEY, UpstreamServer
 
 TEST_SECRET = "test-hmac-secret"
@@ -48,6 +49,16 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = server.start()
     yield url
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A three-master Redis Cluster on loopback ports (`redis+cluster://` URL)."""
+    cluster = RedisClusterProcesses(tmp_path_factory.mktemp("redis-cluster"), cluster_ports(3))
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture

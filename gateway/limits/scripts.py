@@ -26,7 +26,7 @@ local k = 1
 local function oldest_reset(key)
   local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
   if oldest[2] then return tonumber(oldest[2]) + window - now end
-  return 0
+  return window
 end
 for i = 1, n do
   local base = 5 + (i - 1) * 3
