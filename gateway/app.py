@@ -74,6 +74,9 @@ def create_app(settings: Settings, secret: str) -> web.Application:
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     redis = create_redis(app[appkeys.SETTINGS].redis_url)
+    if isinstance(redis, RedisCluster):
+        # Learn the slot map now: pub/sub on a cluster client that has not is a KeyError.
+        await redis.initialize()
     app[appkeys.REDIS] = redis
     yield
     await redis.aclose()
