@@ -13,6 +13,7 @@ import openai
 import orjson
 import pytest
 from aiohttp.test_utils import TestServer
+from openai.types.chat import ChatCompletionMessageParam
 from redis.asyncio import Redis
 
 from gateway import appkeys
@@ -30,7 +31,7 @@ from tests.limits_support import (
 )
 from tests.upstream_server import UpstreamServer
 
-HI = [{"role": "user", "content": "hi"}]
+HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture(params=["standalone", "cluster"])
