@@ -64,6 +64,9 @@ def _coerce(name: str, raw: object, kind: type) -> Any:
         raise ConfigError(f"setting {name!r}: expected true or false, got {raw!r}")
     if isinstance(raw, bool) and kind is not bool:
         raise ConfigError(f"setting {name!r}: expected {kind.__name__}, got a boolean")
+    if not isinstance(raw, str) and not isinstance(raw, kind) and (kind, type(raw)) != (float, int):
+        # A TOML value of the wrong type: int(8080.5) would silently truncate, str(5) accept junk.
+        raise ConfigError(f"setting {name!r}: expected {kind.__name__}, got {raw!r}")
     try:
         return kind(raw)
     except (TypeError, ValueError) as exc:
@@ -88,7 +91,7 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
             if key not in _FIELD_TYPES:
                 raise ConfigError(f"{path}: unknown setting {key!r}")
             values[key] = _coerce(key, raw, _FIELD_TYPES[key])
-    elif "GATEWAY_CONFIG" in env:
+    elif env.get("GATEWAY_CONFIG"):
         raise ConfigError(f"GATEWAY_CONFIG names {path}, which is not a file")
     for key, kind in _FIELD_TYPES.items():
         raw_env = env.get(ENV_PREFIX + key.upper())
@@ -128,7 +131,16 @@ def resolve_secret(settings: Settings, *, create: bool = False) -> str:
         )
     secret_file.parent.mkdir(parents=True, exist_ok=True)
     value = secrets.token_urlsafe(32)
-    fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        # Empty, or made by another process just now: never overwrite a secret keys depend on.
+        value = secret_file.read_text(encoding="utf-8").strip()
+        if value:
+            return value
+        raise ConfigError(
+            f"{secret_file} is empty: delete it to make a new secret, or set GATEWAY_SECRET"
+        ) from None
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(value + "\n")
     return value
