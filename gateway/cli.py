@@ -22,7 +22,13 @@ from redis.exceptions import RedisError
 from gateway import __version__
 from gateway.app import create_redis
 from gateway.config import Settings, load_settings, resolve_secret
-from gateway.domains import add_domain, challenge_name, challenge_value, verify_domain
+from gateway.domains import (
+    add_domain,
+    challenge_name,
+    challenge_value,
+    lookup_name,
+    verify_domain,
+)
 from gateway.errors import GatewayError, InvalidRequestError
 from gateway.handlers.registry import provider_names
 from gateway.keys_service import issue_key
@@ -191,7 +197,7 @@ async def domains_list(args: argparse.Namespace, settings: Settings, redis: Redi
 
 
 async def domains_remove(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
-    record = await DomainRepository(redis).remove(args.hostname)
+    record = await DomainRepository(redis).remove(lookup_name(args.hostname))
     emit(args, record.to_dict(), f"removed {record.hostname}")
 
 
