@@ -2,71 +2,20 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
-import orjson
 import pytest
 import redis
 
 from gateway.auth import hash_key, key_id_of
-from gateway.cli import main
 from gateway.store import keys
 from gateway.store.records import ApiKeyRecord, ClientRecord
-from tests.conftest import ACCOUNT, OTHER_ACCOUNT, TEST_SECRET
+from tests.conftest import ACCOUNT, OTHER_ACCOUNT, TEST_SECRET, Cli, Result
 
-REPO = Path(__file__).resolve().parents[1]
 UPSTREAM_SECRET = "sk-upstream-never-printed-123"
-
-
-@dataclasses.dataclass(frozen=True)
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def json(self) -> Any:
-        return orjson.loads(self.out)
-
-
-Cli = Callable[..., Result]
-
-
-@pytest.fixture
-def sync_redis(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
-    client.flushdb()
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def cli(
-    redis_url: str,
-    sync_redis: redis.Redis,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> Cli:
-    """`cli("clients", "list")` runs the command and returns its exit code and output."""
-    monkeypatch.setenv("GATEWAY_REDIS_URL", redis_url)
-    monkeypatch.setenv("GATEWAY_SECRET", TEST_SECRET)
-    monkeypatch.setenv("GATEWAY_VAR_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("GATEWAY_CONFIG", str(REPO / "config" / "gateway.toml"))
-
-    def run(*argv: str) -> Result:
-        capsys.readouterr()
-        code = main(list(argv))
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return run
 
 
 def _ok(result: Result) -> Result:
