@@ -18,6 +18,7 @@ from gateway.auth import presented_key
 from gateway.context import RequestContext, context_of
 from gateway.errors import (
     MethodNotAllowedError,
+    NotFoundError,
     PermissionDeniedError,
     ServiceUnavailableError,
 )
@@ -118,6 +119,27 @@ async def preflight(request: web.Request) -> web.StreamResponse:
     return web.Response(status=204, headers=headers)
 
 
+async def fallback(request: web.Request) -> web.StreamResponse:
+    """Everything under /v1 that no other route takes: CORS preflights, wrong methods, 404s."""
+    if request.method == "OPTIONS":
+        return await preflight(request)
+    own = request.match_info.route.resource
+    allowed = sorted(
+        route.method
+        for resource in request.app.router.resources()
+        if resource is not own and resource.canonical == request.path
+        for route in resource
+    )
+    if allowed:
+        raise MethodNotAllowedError(
+            f"method {request.method} is not allowed on {request.path}; use {', '.join(allowed)}",
+            headers={"Allow": ", ".join(allowed)},
+        )
+    raise NotFoundError(
+        f"unknown request URL: {request.method} {request.path[:200]}", code="unknown_url"
+    )
+
+
 async def healthz(request: web.Request) -> web.StreamResponse:
     return web.json_response({"status": "ok"}, dumps=_dumps)
 
@@ -139,6 +161,6 @@ def add_routes(app: web.Application) -> None:
     router.add_post("/v1/chat/completions", chat_completions)
     router.add_get("/v1/chat/completions", use_post, allow_head=False)
     router.add_get("/v1/models", models)
-    router.add_route("OPTIONS", "/v1/{tail:.*}", preflight)
     router.add_get("/healthz", healthz)
     router.add_get("/readyz", readyz)
+    router.add_route("*", "/v1/{tail:.*}", fallback)  # last: only what nothing else matched
