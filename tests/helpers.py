@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import orjson
@@ -65,7 +65,7 @@ async def wait_for(
 
 
 async def journal_records(redis: Redis) -> list[dict[str, Any]]:
-    entries: list[tuple[bytes, dict[bytes, bytes]]] = await redis.xrange(keys.JOURNAL_STREAM)
+    entries = cast(list[tuple[bytes, dict[bytes, bytes]]], await redis.xrange(keys.JOURNAL_STREAM))
     return [orjson.loads(fields[b"record"]) for _id, fields in entries]
 
 
