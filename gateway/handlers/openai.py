@@ -70,9 +70,11 @@ class OpenAIPassthrough:
             if not wants_usage(data):
                 # The journal always has usage: ask for it, and hide that chunk from the client.
                 options = data.get("stream_options")
-                options = {**options, "include_usage": True} if isinstance(options, dict) else {
-                    "include_usage": True
-                }
+                options = (
+                    {**options, "include_usage": True}
+                    if isinstance(options, dict)
+                    else {"include_usage": True}
+                )
                 body = orjson.dumps({**data, "stream_options": options})
                 ctx.capture.usage_hidden = True
         headers = self._headers(request, ctx.client)

@@ -80,7 +80,8 @@ def _events(raw: bytes) -> list[Any]:
 def _merge_tool_call(calls: dict[int, dict[str, Any]], delta: dict[str, Any]) -> None:
     index = delta.get("index", 0)
     call = calls.setdefault(
-        index, {"index": index, "id": None, "type": "function", "function": {"name": "", "arguments": ""}}
+        index,
+        {"index": index, "id": None, "type": "function", "function": {"name": "", "arguments": ""}},
     )
     if delta.get("id"):
         call["id"] = delta["id"]
@@ -150,11 +151,7 @@ class UsageChunkFilter:
         complete, self._pending = buffer[: end + 2], buffer[end + 2 :]
         if b'"choices":[]' not in complete and b'"choices": []' not in complete:
             return complete
-        kept = [
-            block
-            for block in complete[:-2].split(b"\n\n")
-            if not self._hidden(block)
-        ]
+        kept = [block for block in complete[:-2].split(b"\n\n") if not self._hidden(block)]
         return b"".join(block + b"\n\n" for block in kept)
 
     def flush(self) -> bytes:

@@ -59,7 +59,7 @@ def _filter(args: argparse.Namespace) -> JournalFilter:
 async def journal_tail(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
     reader = JournalReader(redis)
     flt = _filter(args)
-    last = await redis.xrevrange(flt.stream, "+", "-", count=1)
+    last: Any = await redis.xrevrange(flt.stream, "+", "-", count=1)
     start = last[0][0].decode() if last else "0-0"
     records, _cursor = await reader.page(flt, limit=args.lines)
     for record in reversed(records):

@@ -90,7 +90,7 @@ class JournalReader:
         scanned = 0
         cursor: str | None = None
         while len(found) < limit and scanned < self.max_scan:
-            entries = await self.redis.xrevrange(flt.stream, upper, "-", count=self.page_scan)
+            entries: Any = await self.redis.xrevrange(flt.stream, upper, "-", count=self.page_scan)
             if not entries:
                 return found, None
             for entry_id, raw in entries:
@@ -105,11 +105,11 @@ class JournalReader:
 
     async def get(self, request_id: str) -> dict[str, Any] | None:
         """The latest record of a request id, through its index (no scan)."""
-        pointer = await self.redis.get(keys.journal_request_index(request_id))
+        pointer: Any = await self.redis.get(keys.journal_request_index(request_id))
         if pointer is None:
             return None
         entry_id = pointer.decode().partition(" ")[2]
-        entries = await self.redis.xrange(keys.JOURNAL_STREAM, entry_id, entry_id, count=1)
+        entries: Any = await self.redis.xrange(keys.JOURNAL_STREAM, entry_id, entry_id, count=1)
         return record_of(entries[0][1]) if entries else None
 
     async def window(
@@ -121,7 +121,7 @@ class JournalReader:
         upper = "+"
         scanned = 0
         while scanned < self.max_scan:
-            entries = await self.redis.xrevrange(
+            entries: Any = await self.redis.xrevrange(
                 flt.stream, upper, str(since_ms), count=self.page_scan
             )
             if not entries:
@@ -140,7 +140,7 @@ class JournalReader:
         """New matching records as they arrive (XREAD BLOCK), forever."""
         last = after
         while True:
-            reply = await self.redis.xread({flt.stream: last}, count=100, block=block_ms)
+            reply: Any = await self.redis.xread({flt.stream: last}, count=100, block=block_ms)
             for _stream, entries in reply or ():
                 for entry_id, raw in entries:
                     last = entry_id.decode()

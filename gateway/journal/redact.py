@@ -15,7 +15,9 @@ from typing import Any
 
 REDACTED = "[REDACTED]"
 
-ALWAYS_REDACTED_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "cookie", "set-cookie"})
+ALWAYS_REDACTED_HEADERS = frozenset(
+    {"authorization", "api-key", "x-api-key", "cookie", "set-cookie"}
+)
 
 
 def _split_list(value: str) -> tuple[str, ...]:
@@ -42,7 +44,9 @@ class RedactionPolicy:
         pattern = None
         if leaves:
             alternatives = "|".join(re.escape(leaf) for leaf in leaves)
-            pattern = re.compile(r'("(?:' + alternatives + r')"\s*:\s*)("(?:[^"\\]|\\.)*"?|[^,}\]\s]+)')
+            pattern = re.compile(
+                r'("(?:' + alternatives + r')"\s*:\s*)("(?:[^"\\]|\\.)*"?|[^,}\]\s]+)'
+            )
         return cls(frozenset(names), parsed, pattern)
 
     def headers_of(self, headers: Iterable[tuple[str, str]]) -> dict[str, str]:

@@ -88,9 +88,11 @@ async def journal_stats(
         name = f"{fields.get('account') or '-'}/{fields.get('client') or '-'}"
         by_client.setdefault(name, _Totals()).add(fields)
         account = fields.get("account") or "-"
-        tokens_by_account[account] = tokens_by_account.get(account, 0) + _int(
-            fields.get("prompt_tokens")
-        ) + _int(fields.get("completion_tokens"))
+        tokens_by_account[account] = (
+            tokens_by_account.get(account, 0)
+            + _int(fields.get("prompt_tokens"))
+            + _int(fields.get("completion_tokens"))
+        )
         if bucket_ms:
             buckets.setdefault(stamp - stamp % bucket_ms, _Totals()).add(fields)
     result: dict[str, Any] = {

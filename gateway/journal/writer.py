@@ -63,7 +63,7 @@ _DEFAULT_INDEX_TTL = 7 * 86400
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class JournalOptions:
-    policy: RedactionPolicy = RedactionPolicy()
+    policy: RedactionPolicy = dataclasses.field(default_factory=RedactionPolicy)
     capture_limit: int = 1024 * 1024
     max_records: int = 1_000_000
     retention: float = 604800.0
@@ -96,11 +96,11 @@ class JournalWriter:
         self,
         redis: Redis,
         spill_dir: Path,
-        options: JournalOptions = JournalOptions(),
+        options: JournalOptions | None = None,
         on_record: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.redis = redis
-        self.options = options
+        self.options = options or JournalOptions()
         self.on_record = on_record
         self.spill_dir = spill_dir
         self._spill: Any = None  # SpillDirectory, opened in start()
