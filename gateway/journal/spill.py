@@ -9,6 +9,7 @@ replays it first. One line per record: `{"t": <write token>, "r": <record>}`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import time
@@ -39,10 +40,22 @@ class SpillFile:
         return cls(path, handle)
 
     def append(self, lines: list[bytes]) -> None:
-        """Append lines durably enough for a crash of this process (the OS has them)."""
-        self._handle.seek(0, os.SEEK_END)
-        self._handle.write(b"".join(lines))
-        self._handle.flush()
+        """Append lines, all or none (the OS has them: a crash of this process keeps them).
+
+        Written straight to the descriptor, not through the read buffer, so a failed write
+        leaves nothing behind to be flushed later; a partial write is cut back off."""
+        data = b"".join(lines)
+        fd = self._handle.fileno()
+        size = os.fstat(fd).st_size
+        try:
+            written = os.write(fd, data)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+            raise
+        if written != len(data):
+            os.ftruncate(fd, size)
+            raise OSError(errno.ENOSPC, "short write to the spill file")
 
     def sync(self) -> None:
         with contextlib.suppress(OSError):
