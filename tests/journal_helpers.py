@@ -41,18 +41,18 @@ async def journal_records(redis: Redis, stream: str = keys.JOURNAL_STREAM) -> li
 
 
 async def wait_for_records(
-    redis: Redis, count: int, *, timeout: float = 10.0, stream: str = keys.JOURNAL_STREAM
+    redis: Redis, count: int, *, within: float = 10.0, stream: str = keys.JOURNAL_STREAM
 ) -> list[dict[str, Any]]:
     """Wait (with a deadline) until the stream holds at least `count` records."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while await redis.xlen(stream) < count:
         assert time.monotonic() < deadline, f"journal has {await redis.xlen(stream)} of {count}"
         await asyncio.sleep(0.02)
     return await journal_records(redis, stream)
 
 
-async def wait_for_record(redis: Redis, request_id: str, timeout: float = 10.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
+async def wait_for_record(redis: Redis, request_id: str, within: float = 10.0) -> dict[str, Any]:
+    deadline = time.monotonic() + within
     while True:
         for record in await journal_records(redis):
             if record["request_id"] == request_id:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
 
 import aiohttp
 import openai
 import pytest
 from aiohttp.test_utils import TestServer
+from openai.types.chat import ChatCompletionMessageParam
 from redis.asyncio import Redis
 
 from gateway import appkeys
@@ -17,7 +19,7 @@ from tests.conftest import TEST_SECRET, AiohttpServer, Tenant, sdk_kwargs
 from tests.journal_helpers import journal_records, wait_for_record, wait_for_records
 from tests.upstream_server import UpstreamServer
 
-MESSAGES = [{"role": "user", "content": "hi there"}]
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi there"}]
 
 
 async def test_success_record_has_usage_models_and_bodies(
@@ -76,7 +78,8 @@ async def test_stream_with_usage_asked_by_client_passes_it_through(
         stream_options={"include_usage": True},
     )
     chunks = [chunk async for chunk in raw.parse()]
-    assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 11
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.total_tokens == 11
     record = await wait_for_record(redis, raw.headers["x-request-id"])
     assert record["stream"]["chunks"] == len(chunks) == 7
     assert record["stream"]["usage_requested_by_gateway"] is False
@@ -118,10 +121,10 @@ async def test_error_outcomes_are_journaled(
             gateway.make_url("/v1/chat/completions"),
             data=b"{not json",
             headers={
-                    "Host": tenant.hostname,
-                    "Authorization": f"Bearer {tenant.key}",
-                    "Content-Type": "application/json",
-                },
+                "Host": tenant.hostname,
+                "Authorization": f"Bearer {tenant.key}",
+                "Content-Type": "application/json",
+            },
         )
         assert response.status == 400
     records = await wait_for_records(redis, 5)
@@ -133,7 +136,8 @@ async def test_error_outcomes_are_journaled(
         (429, "upstream_error"),
         (400, "bad_request"),
     ]
-    assert records[0]["key_id"] is None and records[0]["error"]["code"] is not None
+    assert records[0]["key_id"] is None
+    assert records[0]["error"]["code"] is not None
     assert records[4]["request"]["body"] == {
         "format": "text",
         "content": "{not json",
@@ -145,9 +149,7 @@ async def test_error_outcomes_are_journaled(
 async def test_upstream_timeout_is_journaled(
     aiohttp_server: AiohttpServer, settings: Settings, tenant: Tenant, redis: Redis
 ) -> None:
-    server = await aiohttp_server(
-        create_app(settings.replace(upstream_timeout=0.2), TEST_SECRET)
-    )
+    server = await aiohttp_server(create_app(settings.replace(upstream_timeout=0.2), TEST_SECRET))
     async with openai.AsyncOpenAI(**sdk_kwargs(server, tenant)) as sdk:
         with pytest.raises(openai.APIStatusError) as caught:
             await sdk.chat.completions.create(model="slow", messages=MESSAGES)
@@ -160,7 +162,7 @@ async def test_client_disconnect_mid_stream_keeps_what_was_relayed(
     gateway: TestServer, tenant: Tenant, redis: Redis, upstream_server: UpstreamServer
 ) -> None:
     async with openai.AsyncOpenAI(**sdk_kwargs(gateway, tenant)) as sdk:
-        stream = await sdk.chat.completions.create(
+        stream: Any = await sdk.chat.completions.create(
             model="pause-stream", messages=MESSAGES, stream=True
         )
         first = await anext(aiter(stream))
@@ -185,8 +187,8 @@ async def test_long_bodies_are_cut_and_say_so(
         )
     (record,) = await wait_for_records(redis, 1)
     body = record["request"]["body"]
-    assert body["truncated"] is True and body["format"] == "text"
-    assert len(body["content"]) == 64 and body["bytes"] > 500
+    assert (body["truncated"], body["format"], len(body["content"])) == (True, "text", 64)
+    assert body["bytes"] > 500
 
 
 async def test_account_stream_holds_only_that_account(

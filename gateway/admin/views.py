@@ -35,7 +35,9 @@ from gateway.journal.stats import journal_stats
 from gateway.metrics import CONTENT_TYPE
 
 STATIC = Path(__file__).parent / "static"
-_PUBLIC = ("/admin/", "/admin/static/")
+#: Hold no data, so they need no token (the page asks for it and sends it with each call).
+_PUBLIC_PATHS = frozenset({"/admin", "/admin/"})
+_PUBLIC_PREFIX = "/admin/static/"
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _MAX_LIMIT = 500
@@ -49,7 +51,8 @@ def _json(data: Any, status: int = 200) -> web.Response:
 @web.middleware
 async def admin_auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
-        if request.path != "/admin" and not request.path.startswith(_PUBLIC):
+        public = request.path in _PUBLIC_PATHS or request.path.startswith(_PUBLIC_PREFIX)
+        if not public:
             _authenticate(request)
         return await handler(request)
     except (FilterError, ValueError) as exc:
