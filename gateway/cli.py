@@ -25,6 +25,7 @@ from gateway.config import Settings, load_settings, resolve_secret
 from gateway.domains import add_domain, challenge_name, challenge_value, verify_domain
 from gateway.errors import GatewayError, InvalidRequestError
 from gateway.handlers.registry import provider_names
+from gateway.journal.cli import add_journal_commands
 from gateway.keys_service import issue_key
 from gateway.server import redis_for, serve
 from gateway.store.records import ClientRecord
@@ -279,6 +280,14 @@ def build_parser() -> argparse.ArgumentParser:
     dremove = domains.add_parser("remove", help="release a hostname")
     dremove.add_argument("hostname")
     _command(dremove, domains_remove)
+
+    add_journal_commands(
+        groups,
+        _command,
+        account_arg=account_arg,
+        client_arg=client_arg,
+        duration_arg=duration_arg,
+    )
     return parser
 
 

@@ -40,6 +40,14 @@ class Settings:
     cache_ttl: float = 5.0
     journal_enabled: bool = True
     journal_max_records: int = 1_000_000
+    journal_retention: float = 604800.0
+    journal_capture_bytes: int = 1024 * 1024
+    journal_queue_size: int = 100_000
+    journal_redact_headers: str = ""
+    journal_redact_paths: str = ""
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 8081
+    admin_token: str = ""
     log_level: str = "info"
     access_log: bool = True
 
@@ -108,6 +116,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("max_body_bytes must be at least 1024")
     if settings.upstream_timeout <= 0 or settings.upstream_connect_timeout <= 0:
         raise ConfigError("upstream timeouts must be positive")
+    if settings.journal_capture_bytes < 0 or settings.journal_queue_size < 1:
+        raise ConfigError("journal_capture_bytes must be >= 0 and journal_queue_size >= 1")
+    if not 0 <= settings.admin_port <= 65535:
+        raise ConfigError(f"admin_port {settings.admin_port} is out of range")
     if not settings.api_domain or settings.api_domain != settings.api_domain.lower():
         raise ConfigError("api_domain must be a non-empty lower-case domain")
 

@@ -53,7 +53,7 @@ def completion(model: str, content: str = "Hello from upstream") -> dict[str, An
     }
 
 
-def stream_chunks(model: str, words: list[str]) -> list[bytes]:
+def stream_chunks(model: str, words: list[str], *, usage: bool = False) -> list[bytes]:
     base = {"id": "chatcmpl-upstream-s", "object": "chat.completion.chunk", "created": 1700000000}
     chunks = [
         {
@@ -73,6 +73,10 @@ def stream_chunks(model: str, words: list[str]) -> list[bytes]:
     chunks.append(
         {**base, "model": model, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
     )
+    if usage:  # stream_options.include_usage: one last chunk with no choices
+        counts = {"prompt_tokens": 7, "completion_tokens": len(words)}
+        counts["total_tokens"] = counts["prompt_tokens"] + counts["completion_tokens"]
+        chunks.append({**base, "model": model, "choices": [], "usage": counts})
     return [b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks] + [b"data: [DONE]\n\n"]
 
 
@@ -137,13 +141,16 @@ class UpstreamServer:
         if model == "slow":
             await asyncio.sleep(self.slow_seconds)
         if data.get("stream"):
-            return await self._stream(request, model)
+            options = data.get("stream_options") or {}
+            return await self._stream(request, model, usage=options.get("include_usage") is True)
         return web.json_response(completion(model), headers={"x-request-id": "upstream-req-1"})
 
-    async def _stream(self, request: web.Request, model: str) -> web.StreamResponse:
+    async def _stream(
+        self, request: web.Request, model: str, *, usage: bool = False
+    ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        chunks = stream_chunks(model, self.words)
+        chunks = stream_chunks(model, self.words, usage=usage)
         try:
             for index, chunk in enumerate(chunks):
                 await response.write(chunk)

@@ -18,6 +18,7 @@ from gateway.auth import UserProfile
 from gateway.context import context_of
 from gateway.errors import UpstreamError
 from gateway.handlers.registry import HandlerDependencies
+from gateway.journal.capture import StreamCapture, wants_usage
 from gateway.protocols import OpenAICompatibleChatCompletionResponseType, Provider
 from gateway.store.records import ClientRecord
 from gateway.upstream import forward_request_headers, relay, upstream_errors
@@ -40,8 +41,9 @@ def upstream_key(client: ClientRecord) -> str | None:
 class OpenAIPassthrough:
     """Forwards chat completions and model listings to the client's upstream."""
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+    def __init__(self, session: aiohttp.ClientSession, capture_limit: int) -> None:
         self.session = session
+        self.capture_limit = capture_limit
 
     def _target(self, client: ClientRecord, path: str) -> str:
         if not client.upstream_url:
@@ -63,6 +65,18 @@ class OpenAIPassthrough:
         assert ctx.client is not None
         url = self._target(ctx.client, "/chat/completions")
         body = ctx.raw_body or orjson.dumps(data)
+        if ctx.stream:
+            ctx.capture = StreamCapture(self.capture_limit)
+            if not wants_usage(data):
+                # The journal always has usage: ask for it, and hide that chunk from the client.
+                options = data.get("stream_options")
+                options = (
+                    {**options, "include_usage": True}
+                    if isinstance(options, dict)
+                    else {"include_usage": True}
+                )
+                body = orjson.dumps({**data, "stream_options": options})
+                ctx.capture.usage_hidden = True
         headers = self._headers(request, ctx.client)
         headers["Content-Type"] = "application/json"
         async with upstream_errors(url):
@@ -83,5 +97,5 @@ class OpenAIPassthrough:
 
 
 def create_openai_handler(deps: HandlerDependencies) -> Provider:
-    handler = OpenAIPassthrough(deps.session)
+    handler = OpenAIPassthrough(deps.session, deps.settings.journal_capture_bytes)
     return Provider(name="openai", chat_completions=handler.chat_completions, models=handler.models)
