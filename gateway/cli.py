@@ -26,6 +26,7 @@ from gateway.domains import add_domain, challenge_name, challenge_value, verify_
 from gateway.errors import GatewayError, InvalidRequestError
 from gateway.handlers.registry import provider_names
 from gateway.keys_service import issue_key
+from gateway.policy_cli import add_policy_arguments, apply_policy_arguments
 from gateway.server import redis_for, serve
 from gateway.store.records import ClientRecord
 from gateway.store.repositories import ApiKeyRepository, ClientRepository, DomainRepository
@@ -94,9 +95,19 @@ async def clients_add(args: argparse.Namespace, settings: Settings, redis: Redis
         upstream_key=args.upstream_key or "",
         cors_origins=tuple(args.cors_origin or ()),
     )
+    record = apply_policy_arguments(record, args)
     await ClientRepository(redis).add(record)
     data = record.public_dict(settings.api_domain)
     emit(args, data, "added " + _client_text(data))
+
+
+async def clients_update(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
+    repository = ClientRepository(redis)
+    record = await repository.require(args.account, args.name)
+    record = apply_policy_arguments(record, args)
+    await repository.put(record)
+    data = record.public_dict(settings.api_domain)
+    emit(args, data, "updated " + _client_text(data))
 
 
 async def clients_list(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
@@ -230,7 +241,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     secret_source.add_argument("--upstream-key", help="store the upstream key in Redis (less safe)")
     add.add_argument("--cors-origin", action="append", metavar="ORIGIN", help="repeatable")
+    add_policy_arguments(add)
     _command(add, clients_add)
+    update = clients.add_parser("update", help="change a client's settings and policy")
+    update.add_argument("name", type=client_arg)
+    update.add_argument("--account", type=account_arg, required=True)
+    add_policy_arguments(update)
+    _command(update, clients_update)
     listing = clients.add_parser("list", help="list clients")
     listing.add_argument("--account", type=account_arg)
     _command(listing, clients_list)

@@ -34,6 +34,9 @@ class RequestContext:
     outcome: str | None = None
     error: dict[str, Any] | None = None
     chunks: int = 0
+    #: One entry per upstream attempt (fallbacks, retries) and per managed-mode model call.
+    attempts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    hops: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def elapsed_ms(self, since: float | None = None) -> float:
         return (time.perf_counter() - (since or self.started)) * 1000.0

@@ -22,6 +22,7 @@ from gateway.errors import (
     ServiceUnavailableError,
 )
 from gateway.middlewares import origin_allowed
+from gateway.policy import Endpoint, alias_listing, apply_policy
 from gateway.protocols import OpenAICompatibleChatCompletionResponseType, Provider
 from gateway.store.records import ClientRecord
 from gateway.validation import read_json_object, validate_chat_request
@@ -77,11 +78,24 @@ def render(result: OpenAICompatibleChatCompletionResponseType) -> web.StreamResp
     return web.Response(body=orjson.dumps(result), content_type="application/json")
 
 
+def apply_client_policy(
+    ctx: RequestContext, endpoint: Endpoint, data: dict[str, Any]
+) -> dict[str, Any]:
+    """The client's policy on this body; the raw bytes go upstream only when nothing changed."""
+    assert ctx.client is not None
+    rewritten = apply_policy(ctx.client.policy, endpoint, data)
+    if rewritten is None:
+        return data
+    ctx.raw_body = b""  # the handler serialises the rewritten `data` instead
+    return rewritten
+
+
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     ctx, provider = await identify(request)
     raw, data = await read_json_object(request, request.app[appkeys.SETTINGS].max_body_bytes)
     ctx.raw_body = raw
     ctx.model, ctx.stream = validate_chat_request(data)
+    data = apply_client_policy(ctx, "chat", data)
     assert ctx.user is not None
     return render(await provider.chat_completions(request, ctx.user, data))
 
@@ -89,6 +103,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 async def models(request: web.Request) -> web.StreamResponse:
     ctx, provider = await identify(request)
     assert ctx.user is not None
+    assert ctx.client is not None
+    if ctx.client.policy.aliases:
+        return render(alias_listing(ctx.client.policy))
     return render(await provider.models(request, ctx.user))
 
 

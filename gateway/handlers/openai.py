@@ -54,6 +54,7 @@ class OpenAIPassthrough:
         key = upstream_key(client)
         if key:
             extra.append(("Authorization", f"Bearer {key}"))
+        extra.extend(client.policy.upstream_headers.items())
         return forward_request_headers(request.headers, extra)
 
     async def chat_completions(

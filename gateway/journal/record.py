@@ -40,4 +40,6 @@ def build_record(
         "upstream_ms": _ms(ctx.upstream_started, ctx.upstream_finished),
         "ttfb_ms": _ms(ctx.started, ctx.first_byte_at),
         "error": ctx.error,
+        "attempts": ctx.attempts,
+        "hops": ctx.hops,
     }
