@@ -49,3 +49,8 @@ class Provider:
     name: str
     chat_completions: OpenAICompatiblePassthroughProtocol
     models: ModelsProtocol
+    #: Further OpenAI endpoints, for providers that serve them (None: the gateway answers
+    #: 400 `endpoint_not_supported`). Same signature as `chat_completions`.
+    completions: OpenAICompatiblePassthroughProtocol | None = None
+    embeddings: OpenAICompatiblePassthroughProtocol | None = None
+    responses: OpenAICompatiblePassthroughProtocol | None = None
