@@ -15,8 +15,8 @@ from gateway.store import keys
 async def journal_record(redis: Redis, request_id: str, within: float = 5.0) -> dict[str, Any]:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        for _entry_id, fields in await redis.xrange(keys.JOURNAL_STREAM):
-            record: dict[str, Any] = orjson.loads(fields[b"record"])
+        for _entry_id, fields in await redis.xrange(keys.JOURNAL_STREAM) or ():
+            record: dict[str, Any] = orjson.loads((fields or {})[b"record"])
             if record["request_id"] == request_id:
                 return record
         await asyncio.sleep(0.02)

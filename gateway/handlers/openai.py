@@ -34,8 +34,7 @@ def resolve_key(key_env: str, key: str) -> str | None:
         value = os.environ.get(key_env)
         if not value:
             raise UpstreamError(
-                f"the gateway has no upstream key for this client: variable "
-                f"{key_env} is not set",
+                f"the gateway has no upstream key for this client: variable {key_env} is not set",
                 code="upstream_key_missing",
             )
         return value
