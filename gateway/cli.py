@@ -84,8 +84,8 @@ async def clients_add(args: argparse.Namespace, settings: Settings, redis: Redis
         raise InvalidRequestError(
             f"unknown provider {args.provider!r}; installed: {', '.join(provider_names())}"
         )
-    if args.provider == "openai" and not args.upstream_url:
-        raise InvalidRequestError("provider 'openai' needs --upstream-url")
+    if args.provider in ("openai", "azure") and not args.upstream_url:
+        raise InvalidRequestError(f"provider {args.provider!r} needs --upstream-url")
     record = ClientRecord(
         account=args.account,
         name=args.name,

@@ -34,6 +34,7 @@ class SeenRequest:
     headers: dict[str, str]
     body: bytes
     at: float = dataclasses.field(default_factory=time.monotonic)
+    query: str = ""
 
     @property
     def json(self) -> Any:
@@ -262,6 +263,7 @@ class UpstreamServer:
             path=request.path,
             headers=dict(request.headers),
             body=await request.read(),
+            query=request.query_string,
         )
         self.seen.append(seen)
         return seen
