@@ -26,6 +26,7 @@ from gateway.domains import add_domain, challenge_name, challenge_value, verify_
 from gateway.errors import GatewayError, InvalidRequestError
 from gateway.handlers.registry import provider_names
 from gateway.keys_service import issue_key
+from gateway.plugins.cli import add_plugin_commands
 from gateway.policy_cli import add_policy_arguments, apply_policy_arguments
 from gateway.server import redis_for, serve
 from gateway.store.records import ClientRecord
@@ -296,6 +297,13 @@ def build_parser() -> argparse.ArgumentParser:
     dremove = domains.add_parser("remove", help="release a hostname")
     dremove.add_argument("hostname")
     _command(dremove, domains_remove)
+
+    def plugin_target(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--account", type=account_arg, required=True)
+        sub.add_argument("--client", type=client_arg, required=True)
+        sub.set_defaults(emit=emit)
+
+    add_plugin_commands(groups, plugin_target, _command)
     return parser
 
 

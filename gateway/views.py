@@ -22,6 +22,7 @@ from gateway.errors import (
     PermissionDeniedError,
     ServiceUnavailableError,
 )
+from gateway.handlers.managed import managed_chat
 from gateway.middlewares import origin_allowed
 from gateway.policy import Endpoint, alias_listing, apply_policy
 from gateway.protocols import OpenAICompatibleChatCompletionResponseType, Provider
@@ -98,6 +99,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     ctx.model, ctx.stream = validate_chat_request(data)
     data = apply_client_policy(ctx, "chat", data)
     assert ctx.user is not None
+    if ctx.client is not None and ctx.client.policy.mode == "managed":
+        return render(await managed_chat(request, data))
     return render(await provider.chat_completions(request, ctx.user, data))
 
 

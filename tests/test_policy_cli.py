@@ -122,3 +122,30 @@ def test_update_of_unknown_client_fails(cli_env: None, capsys: pytest.CaptureFix
         main(["clients", "update", "nobody-here", "--account", ACCOUNT, "--mode", "managed"]) == 1
     )
     assert "no client 'nobody-here'" in capsys.readouterr().err
+
+
+def test_plugins_add_list_remove(
+    cli_env: None, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    base = ("--account", ACCOUNT)
+    _run(capsys, "clients", "add", CLIENT, *base, "--provider", "echo", "--mode", "managed")
+    manifest = tmp_path / "weather.yaml"
+    manifest.write_text(
+        "name: get_weather\nkind: http\nselect: {search_terms: [weather]}\n"
+        "http:\n  url: https://api.example.com/weather\n"
+        "  headers: {Authorization: Bearer s3cret}\n",
+        encoding="utf-8",
+    )
+    added = _run(capsys, "plugins", "add", str(manifest), *base, "--client", CLIENT)
+    assert added["header_names"] == ["Authorization"]
+    assert "s3cret" not in orjson.dumps(added).decode()
+    assert main(["plugins", "list", *base, "--client", CLIENT, "--json"]) == 0
+    listed = orjson.loads(capsys.readouterr().out)
+    assert [p["name"] for p in listed] == ["get_weather"]
+    _run(capsys, "plugins", "remove", "get_weather", *base, "--client", CLIENT)
+    assert main(["plugins", "remove", "get_weather", *base, "--client", CLIENT]) == 1
+    assert "no plugin 'get_weather'" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"name": "x", "kind": "static", "select": {"always": true}}', encoding="utf-8")
+    assert main(["plugins", "add", str(bad), *base, "--client", CLIENT]) == 1
+    assert "static plugin needs static.data" in capsys.readouterr().err

@@ -181,6 +181,26 @@ def response_events(model: str) -> list[bytes]:
     ]
 
 
+def tool_caller_reply(data: dict[str, Any]) -> dict[str, Any]:
+    """Model `tool-caller`: calls each offered tool in turn, one per request (arguments
+    `{"city": "Paris"}`), then answers with every tool result joined by " | "."""
+    results = [m["content"] for m in data["messages"] if m.get("role") == "tool"]
+    tools = data.get("tools") or []
+    reply = completion("tool-caller", "answer: " + " | ".join(results))
+    if data.get("tool_choice") != "none" and len(results) < len(tools):
+        name = tools[len(results)]["function"]["name"]
+        call = {
+            "id": f"call_{len(results)}",
+            "type": "function",
+            "function": {"name": name, "arguments": orjson.dumps({"city": "Paris"}).decode()},
+        }
+        message = {"role": "assistant", "content": None, "tool_calls": [call], "refusal": None}
+        reply["choices"] = [
+            {"index": 0, "message": message, "logprobs": None, "finish_reason": "tool_calls"}
+        ]
+    return reply
+
+
 class UpstreamServer:
     """Holds the behaviour switches and the record of what arrived."""
 
@@ -299,6 +319,8 @@ class UpstreamServer:
             )
         if model == "error-500-html":
             return web.Response(status=500, text="<html>oops</html>", content_type="text/html")
+        if model == "tool-caller":
+            return web.json_response(tool_caller_reply(data))
         if model == "slow":
             await asyncio.sleep(self.slow_seconds)
         if data.get("stream"):
