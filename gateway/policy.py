@@ -92,6 +92,7 @@ class ClientPolicy:
     def public_dict(self) -> dict[str, Any]:
         data = self.to_dict()
         data["fallbacks"] = [target.public_dict() for target in self.fallbacks]
+        data["plugins"] = [_masked_plugin(plugin) for plugin in self.plugins]
         return data
 
     @classmethod
@@ -107,6 +108,15 @@ class ClientPolicy:
     def from_stored(cls, data: Mapping[str, Any]) -> ClientPolicy:
         names = {field.name for field in dataclasses.fields(cls)}
         return _parse({key: value for key, value in data.items() if key in names})
+
+
+def _masked_plugin(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A plugin manifest as shown to operators: header values (API keys) hidden."""
+    http = manifest.get("http")
+    if not isinstance(http, dict) or not isinstance(http.get("headers"), dict):
+        return manifest
+    headers = dict.fromkeys(http["headers"], "***")
+    return {**manifest, "http": {**http, "headers": headers}}
 
 
 def _str_map(name: str, value: Any) -> dict[str, str]:

@@ -139,6 +139,8 @@ def test_plugins_add_list_remove(
     added = _run(capsys, "plugins", "add", str(manifest), *base, "--client", CLIENT)
     assert added["header_names"] == ["Authorization"]
     assert "s3cret" not in orjson.dumps(added).decode()
+    shown = _run(capsys, "clients", "show", CLIENT, *base)
+    assert "s3cret" not in orjson.dumps(shown).decode()
     assert main(["plugins", "list", *base, "--client", CLIENT, "--json"]) == 0
     listed = orjson.loads(capsys.readouterr().out)
     assert [p["name"] for p in listed] == ["get_weather"]
