@@ -34,6 +34,10 @@ class Settings:
     secret: str = ""
     upstream_timeout: float = 600.0
     upstream_connect_timeout: float = 10.0
+    upstream_retries: int = 2
+    upstream_backoff: float = 0.25
+    upstream_backoff_max: float = 8.0
+    upstream_retry_after_max: float = 30.0
     max_body_bytes: int = 4 * 1024 * 1024
     trusted_proxies: str = ""
     var_dir: str = "var"
@@ -120,6 +124,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("journal_capture_bytes must be >= 0 and journal_queue_size >= 1")
     if not 0 <= settings.admin_port <= 65535:
         raise ConfigError(f"admin_port {settings.admin_port} is out of range")
+    if settings.upstream_retries < 0 or settings.upstream_backoff < 0:
+        raise ConfigError("upstream_retries and upstream_backoff must not be negative")
     if not settings.api_domain or settings.api_domain != settings.api_domain.lower():
         raise ConfigError("api_domain must be a non-empty lower-case domain")
 

@@ -1,18 +1,15 @@
-"""Small helpers shared by the end-to-end tests: raw HTTP calls, journal reads, deadlines."""
+"""Small helpers shared by the end-to-end tests: raw HTTP calls, error shapes, deadlines."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 import orjson
 from aiohttp.test_utils import TestServer
-from redis.asyncio import Redis
-
-from gateway.store import keys
 
 
 async def raw_request(
@@ -62,23 +59,3 @@ async def wait_for(
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
     return time.monotonic() - start
-
-
-async def journal_records(redis: Redis) -> list[dict[str, Any]]:
-    entries = cast(list[tuple[bytes, dict[bytes, bytes]]], await redis.xrange(keys.JOURNAL_STREAM))
-    return [orjson.loads(fields[b"record"]) for _id, fields in entries]
-
-
-async def journal_record(redis: Redis, request_id: str, timeout: float = 5.0) -> dict[str, Any]:
-    """The journal record of one request, waiting for the batched writer to flush it."""
-    found: dict[str, Any] = {}
-
-    async def present() -> bool:
-        for record in await journal_records(redis):
-            if record["request_id"] == request_id:
-                found.update(record)
-                return True
-        return False
-
-    await wait_for(present, timeout=timeout)
-    return found

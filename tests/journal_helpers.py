@@ -71,3 +71,7 @@ def validate_all_records(url: str) -> int:
     for _id, raw in entries:
         check_record(orjson.loads(raw[b"record"]))
     return len(entries)
+
+
+#: The record of one request (schema-checked), waiting for the batched writer to flush it.
+journal_record = wait_for_record

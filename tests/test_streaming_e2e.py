@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
 from tests.conftest import Tenant
-from tests.helpers import journal_record
+from tests.journal_helpers import journal_record
 from tests.upstream_server import UpstreamServer
 
 STREAM_BODY = orjson.dumps(

@@ -61,6 +61,9 @@ class RecordDraft:
     response_headers: Iterable[tuple[str, str]]
     response_body: bytes | None
     capture: StreamCapture | None
+    #: Upstream attempts (retries, fallbacks) and managed-mode hops, as the code path built them.
+    attempts: list[dict[str, Any]]
+    hops: list[dict[str, Any]]
 
 
 def _ms(start: float | None, end: float | None) -> float | None:
@@ -103,6 +106,8 @@ def build_record(
         response_headers=response.headers.items() if response is not None else (),
         response_body=response_body,
         capture=ctx.capture,
+        attempts=ctx.attempts,
+        hops=ctx.hops,
     )
 
 
@@ -202,4 +207,6 @@ def finalize(draft: RecordDraft, policy: RedactionPolicy, limit: int) -> dict[st
             "body": response_body,
         },
         "error": draft.error,
+        "attempts": draft.attempts,
+        "hops": draft.hops,
     }
