@@ -21,7 +21,8 @@ from redis.exceptions import RedisError
 
 from gateway import __version__
 from gateway.app import create_redis
-from gateway.config import Settings, load_settings, resolve_secret
+from gateway.config import Settings, load_settings, read_or_create_token, resolve_secret
+from gateway.demo import DEMO_ADMIN_TOKEN_FILE
 from gateway.domains import add_domain, challenge_name, challenge_value, verify_domain
 from gateway.errors import GatewayError, InvalidRequestError
 from gateway.handlers.registry import provider_names
@@ -323,6 +324,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
         if value is not None
     }
     settings = settings.replace(**overrides)
+    if args.demo and not settings.admin_token:
+        # The demo opens the dashboard too, with a private token kept beside the secret.
+        token = read_or_create_token(settings.var_path / DEMO_ADMIN_TOKEN_FILE, create=True)
+        settings = settings.replace(admin_token=token or "")
     serve(settings, resolve_secret(settings, create=args.demo), demo=args.demo)
 
 

@@ -130,23 +130,31 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("api_domain must be a non-empty lower-case domain")
 
 
+def read_or_create_token(path: Path, *, create: bool) -> str | None:
+    """A private random token kept in `path` (mode 0600): read it, or make it when asked."""
+    if path.is_file():
+        value = path.read_text(encoding="utf-8").strip()
+        if value:
+            return value
+    if not create:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(value + "\n")
+    return value
+
+
 def resolve_secret(settings: Settings, *, create: bool = False) -> str:
     """The key-hashing secret: the setting, else `var_dir/gateway.secret` (made when asked)."""
     if settings.secret:
         return settings.secret
     secret_file = settings.var_path / SECRET_FILE_NAME
-    if secret_file.is_file():
-        value = secret_file.read_text(encoding="utf-8").strip()
-        if value:
-            return value
-    if not create:
+    value = read_or_create_token(secret_file, create=create)
+    if value is None:
         raise ConfigError(
             f"no key-hashing secret: set GATEWAY_SECRET or create {secret_file} "
             "(`make run` creates one)"
         )
-    secret_file.parent.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(32)
-    fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(value + "\n")
     return value

@@ -175,4 +175,8 @@ def _prepare_demo(settings: Settings, secret: str) -> str:
             await redis.aclose()
 
     hostname, key = asyncio.run(prepare())
-    return demo_instructions(hostname, key, display_host(settings.host), settings.port)
+    dashboard = None
+    if settings.admin_token:
+        host = display_host(settings.admin_host)
+        dashboard = f"http://{host}:{settings.admin_port}/admin/#token={settings.admin_token}"
+    return demo_instructions(hostname, key, display_host(settings.host), settings.port, dashboard)
