@@ -166,7 +166,10 @@ def test_no_secret_and_no_file_is_a_config_error(tmp_path: Path) -> None:
     assert not (tmp_path / SECRET_FILE_NAME).exists()
 
 
-def test_empty_secret_file_is_a_config_error_even_when_creating(tmp_path: Path) -> None:
+def test_empty_secret_file_is_replaced_when_creating(tmp_path: Path) -> None:
     (tmp_path / SECRET_FILE_NAME).write_text("\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="empty"):
-        resolve_secret(Settings(var_dir=str(tmp_path)), create=True)
+    with pytest.raises(ConfigError, match="GATEWAY_SECRET"):
+        resolve_secret(Settings(var_dir=str(tmp_path)))
+    created = resolve_secret(Settings(var_dir=str(tmp_path)), create=True)
+    assert len(created) >= 32
+    assert (tmp_path / SECRET_FILE_NAME).read_text(encoding="utf-8").strip() == created
