@@ -12,6 +12,7 @@ from gateway.auth import KeyVerifier
 from gateway.config import Settings
 from gateway.journal.writer import JournalWriter
 from gateway.limits.metering import Metering
+from gateway.metrics import GatewayMetrics
 from gateway.protocols import Provider
 from gateway.tenancy import TenantResolver
 
@@ -26,4 +27,7 @@ PROVIDERS = web.AppKey("providers", dict[str, Provider])
 RESOLVER = web.AppKey("resolver", TenantResolver)
 VERIFIER = web.AppKey("verifier", KeyVerifier)
 JOURNAL = web.AppKey("journal", JournalWriter)
+METRICS = web.AppKey("metrics", GatewayMetrics)
+ADMIN_TOKEN = web.AppKey("admin_token", str)
+ADMIN_REDIS = web.AppKey("admin_redis", Redis)
 METERING = web.AppKey("metering", Metering)

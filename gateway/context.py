@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.auth import UserProfile
+from gateway.journal.capture import StreamCapture
 from gateway.store.records import ClientRecord
 
 
@@ -34,8 +35,11 @@ class RequestContext:
     outcome: str | None = None
     error: dict[str, Any] | None = None
     chunks: int = 0
-    #: The last bytes of a relayed stream (where its usage chunk is), for the limits.
-    stream_tail: bytes = b""
+    #: The SSE bytes relayed so far, for the journal (set when a stream starts).
+    capture: StreamCapture | None = None
+    #: One entry per upstream attempt (fallbacks, retries) and per managed-mode model call.
+    attempts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    hops: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     #: Headers every response to this request carries (rate-limit headers), set before it starts.
     extra_headers: dict[str, str] | None = None
 

@@ -16,9 +16,11 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from gateway import appkeys
 from gateway.config import Settings
 from gateway.context import RequestContext
 from gateway.errors import UpstreamError, UpstreamTimeoutError
+from gateway.journal.capture import StreamCapture, UsageChunkFilter
 
 #: Never copied in either direction (RFC 9110 §7.6.1, plus what aiohttp recomputes).
 HOP_BY_HOP = frozenset(
@@ -59,9 +61,6 @@ REQUEST_ONLY = frozenset(
 )
 _DROP_REQUEST = HOP_BY_HOP | REQUEST_ONLY
 _DROP_RESPONSE = HOP_BY_HOP | {"set-cookie", "x-request-id", "date", "server"}
-
-#: Bytes of a stream's end kept on the context (the usage chunk is in the last ones).
-STREAM_TAIL_BYTES = 4096
 
 #: Most bytes of a non-OpenAI upstream error quoted in the gateway's 502 message.
 _ERROR_SNIPPET = 200
@@ -180,6 +179,10 @@ async def _relay_stream(
     response = web.StreamResponse(status=upstream.status, headers=headers)
     response.content_type = "text/event-stream"
     await response.prepare(request)
+    if ctx.capture is None:
+        ctx.capture = StreamCapture(request.app[appkeys.SETTINGS].journal_capture_bytes)
+    capture = ctx.capture
+    hide = UsageChunkFilter() if capture.usage_hidden else None
     chunks = upstream.content.iter_any()
     while True:
         try:
@@ -192,7 +195,11 @@ async def _relay_stream(
         if ctx.first_byte_at is None:
             ctx.first_byte_at = time.perf_counter()
         ctx.chunks += 1
-        ctx.stream_tail = (ctx.stream_tail + data)[-STREAM_TAIL_BYTES:]
+        capture.add(data)
+        if hide is not None:
+            data = hide.feed(data)
+            if not data:
+                continue
         try:
             await response.write(data)
         except ConnectionResetError:  # aiohttp's ClientConnectionResetError included
@@ -201,6 +208,8 @@ async def _relay_stream(
             return response
     ctx.upstream_finished = time.perf_counter()
     with contextlib.suppress(ConnectionResetError):
+        if hide is not None and (rest := hide.flush()):
+            await response.write(rest)
         await response.write_eof()
     return response
 

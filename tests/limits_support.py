@@ -7,46 +7,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
-from aiohttp import web
 from redis.asyncio import Redis
 
 from gateway.store import keys
-from tests.upstream_server import UpstreamServer, stream_chunks
 
-#: The usage the upstream reports for a stream: 7 prompt tokens, one token per word.
+#: The usage the suite's upstream reports for a stream: 7 prompt tokens, one token per word.
 STREAM_PROMPT_TOKENS = 7
-
-
-class UsageUpstream(UpstreamServer):
-    """The suite's upstream, plus OpenAI's final usage chunk when a stream asks for it."""
-
-    async def _stream(self, request: web.Request, model: str) -> web.StreamResponse:
-        data = orjson.loads(await request.read())
-        options = data.get("stream_options") or {}
-        if not options.get("include_usage") or model.endswith("-stream"):
-            return await super()._stream(request, model)
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        chunks = stream_chunks(model, self.words)
-        usage = {
-            "id": "chatcmpl-upstream-s",
-            "object": "chat.completion.chunk",
-            "created": 1700000000,
-            "model": model,
-            "choices": [],
-            "usage": {
-                "prompt_tokens": STREAM_PROMPT_TOKENS,
-                "completion_tokens": len(self.words),
-                "total_tokens": STREAM_PROMPT_TOKENS + len(self.words),
-            },
-        }
-        for chunk in chunks[:-1]:
-            await response.write(chunk)
-        await response.write(b"data: " + orjson.dumps(usage) + b"\n\n")
-        await response.write(chunks[-1])
-        await response.write_eof()
-        return response
 
 
 async def wait_until(

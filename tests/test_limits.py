@@ -21,10 +21,9 @@ from gateway.limits.policy import utc_day
 from gateway.limits.usage import read_usage
 from gateway.store import keys
 from gateway.store.repositories import ApiKeyRepository
-from tests.conftest import AiohttpServer, Tenant, make_tenant, sdk_kwargs
+from tests.conftest import Tenant, make_tenant, sdk_kwargs
 from tests.limits_support import (
     STREAM_PROMPT_TOKENS,
-    UsageUpstream,
     in_flight,
     tokens_in_window,
     wait_until,
@@ -39,14 +38,6 @@ def redis_url(request: pytest.FixtureRequest, redis_url: str) -> str:
     if request.param == "cluster":
         return str(request.getfixturevalue("redis_cluster_url"))
     return redis_url
-
-
-@pytest.fixture
-async def upstream(aiohttp_server: AiohttpServer) -> AsyncIterator[tuple[UpstreamServer, str]]:
-    behaviour = UsageUpstream()
-    server = await aiohttp_server(behaviour.app())
-    yield behaviour, str(server.make_url("/v1"))
-    behaviour.release()
 
 
 async def limited_tenant(
@@ -124,22 +115,31 @@ async def test_concurrent_requests_admit_exactly_the_limit(
     assert statuses.count(429) == 20
 
 
+@pytest.mark.parametrize("client_asks_for_usage", [True, False])
 async def test_stream_reservation_is_replaced_by_the_real_usage(
-    redis: Redis, gateway: TestServer, upstream: tuple[UpstreamServer, str], sdk_for: Any
+    redis: Redis,
+    gateway: TestServer,
+    upstream: tuple[UpstreamServer, str],
+    sdk_for: Any,
+    client_asks_for_usage: bool,
 ) -> None:
+    """The gateway asks the upstream for a stream's usage whether or not the client did."""
     tenant = await limited_tenant(redis, upstream[1], key_limits={"tpm": 10_000})
     scope = f"key:{tenant.key_id}"
     stream = await sdk_for(tenant).chat.completions.create(
         model="gpt-test",
         messages=HI,
         stream=True,
-        stream_options={"include_usage": True},
+        stream_options={"include_usage": True} if client_asks_for_usage else openai.NOT_GIVEN,
         max_tokens=500,
     )
     chunks = [chunk async for chunk in stream]
-    assert chunks[-1].usage is not None
     real = STREAM_PROMPT_TOKENS + len(upstream[0].words)
-    assert chunks[-1].usage.total_tokens == real
+    if client_asks_for_usage:
+        assert chunks[-1].usage is not None
+        assert chunks[-1].usage.total_tokens == real
+    else:
+        assert all(chunk.usage is None for chunk in chunks)
 
     async def reconciled() -> bool:
         return await tokens_in_window(redis, tenant.account, scope) == real

@@ -17,6 +17,7 @@ from openai.types.chat import ChatCompletionMessageParam
 from redis.asyncio import Redis
 
 from gateway import appkeys
+from gateway.admin.app import create_admin_app
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.store.repositories import ApiKeyRepository, ClientRepository
@@ -94,9 +95,10 @@ async def test_usage_reads_back_through_cli_and_admin_api(
     tenant: Tenant,
     tmp_path: Path,
 ) -> None:
-    gateway = await aiohttp_server(
-        create_app(settings.replace(admin_token=ADMIN_TOKEN), TEST_SECRET)
-    )
+    configured = settings.replace(admin_token=ADMIN_TOKEN)
+    gateway = await aiohttp_server(create_app(configured, TEST_SECRET))
+    assert gateway.app is not None
+    admin = await aiohttp_server(create_admin_app(configured, gateway.app[appkeys.METRICS]))
     async with openai.AsyncOpenAI(**sdk_kwargs(gateway, tenant)) as sdk:
         for _ in range(2):
             await sdk.chat.completions.create(model="gpt-test", messages=HI)
@@ -118,7 +120,7 @@ async def test_usage_reads_back_through_cli_and_admin_api(
     assert code == 0
     assert tenant.key_id in text
 
-    url = gateway.make_url("/admin/v1/usage")
+    url = admin.make_url("/admin/usage")
     async with aiohttp.ClientSession() as session:
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         async with session.get(url, params={"account": ACCOUNT}, headers=headers) as response:

@@ -11,6 +11,8 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
+from gateway import appkeys
+from gateway.admin.app import create_admin_app
 from gateway.app import create_app, create_redis
 from gateway.config import Settings
 from gateway.redis_server import EmbeddedRedis
@@ -46,6 +48,8 @@ async def test_limited_request_while_redis_is_down(
     finally:
         await redis.aclose()
     gateway = await aiohttp_server(create_app(configured, TEST_SECRET))
+    assert gateway.app is not None
+    admin = await aiohttp_server(create_admin_app(configured, gateway.app[appkeys.METRICS]))
     sdk = openai.AsyncOpenAI(**sdk_kwargs(gateway, tenant))
     try:
         # Warm the tenant and key caches while Redis is up, then take Redis away.
@@ -62,11 +66,13 @@ async def test_limited_request_while_redis_is_down(
     finally:
         await sdk.close()
     async with aiohttp.ClientSession() as session:
-        url = gateway.make_url("/admin/v1/limits/stats")
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-        async with session.get(url, headers=headers) as response:
+        async with session.get(admin.make_url("/metrics"), headers=headers) as response:
             assert response.status == 200
-            stats = await response.json()
-    assert stats["admitted"] == 1
-    assert stats["unchecked"] == (1 if fail_open else 0)
-    assert stats["failed_closed"] == (0 if fail_open else 1)
+            text = await response.text()
+    metrics = dict(
+        line.rsplit(" ", 1) for line in text.splitlines() if line.startswith("gateway_rate_limit")
+    )
+    assert float(metrics["gateway_rate_limit_admitted_total"]) == 1
+    assert float(metrics["gateway_rate_limit_unchecked_total"]) == (1 if fail_open else 0)
+    assert float(metrics["gateway_rate_limit_failed_closed_total"]) == (0 if fail_open else 1)

@@ -1,38 +1,52 @@
-"""Admin HTTP endpoints for usage and limiter counters, behind the `admin_token` setting.
+"""Usage on the admin port, and the limiter's counters as Prometheus metrics.
 
-    GET /admin/v1/usage?account=A&client=C&since=7d   usage rows by day, and their totals
-    GET /admin/v1/limits/stats                         the limiter's counters (unchecked, ...)
+    GET /admin/usage?account=A&client=C&since=7d   usage rows by day, and their totals
 
-`Authorization: Bearer <admin_token>`; with no token configured the admin API does not exist (404).
+The admin app's middleware checks the admin token and renders errors. The limiter's counters
+(`gateway_rate_limit_*`, among them `unchecked`: requests let through while Redis was down) are
+read at scrape time from the gateway app's `RateLimiter`, like the journal's.
 """
 
 from __future__ import annotations
 
-import hmac
 import re
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
 from aiohttp import web
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from gateway import appkeys
-from gateway.errors import AuthenticationError, InvalidRequestError, NotFoundError
+from gateway.errors import InvalidRequestError
+from gateway.limits.metering import Metering
 from gateway.limits.usage import days_back, read_usage, totals
 from gateway.store import keys
 from gateway.tenancy import is_account_number, is_client_name
 
 _SINCE = re.compile(r"^(\d{1,4})d$")
+_HELP = {
+    "admitted": "Limited requests admitted",
+    "refused": "Requests refused by a rate limit or budget (429)",
+    "unchecked": "Limited requests let through unchecked because Redis failed (fail-open)",
+    "failed_closed": "Limited requests refused with 503 because Redis failed (fail-closed)",
+    "settle_errors": "Settlements (usage reconciliation) that failed",
+}
 
 
-def require_admin(request: web.Request) -> None:
-    token = request.app[appkeys.SETTINGS].admin_token
-    if not token:
-        raise NotFoundError(
-            f"unknown request URL: {request.method} {request.path[:200]}", code="unknown_url"
-        )
-    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip(), token):
-        raise AuthenticationError("this endpoint needs the admin token", code="invalid_admin_token")
+class LimiterCollector(Collector):
+    def __init__(self, metering: Metering) -> None:
+        self.metering = metering
+
+    def collect(self) -> Iterator[Any]:
+        for name, value in self.metering.limiter.stats.to_dict().items():
+            yield CounterMetricFamily(f"gateway_rate_limit_{name}", _HELP[name], value=value)
+        yield CounterMetricFamily(
+            "gateway_usage_dropped", "Usage counts dropped (Redis down too long)",
+            value=self.metering.usage.dropped,
+        )  # fmt: skip
 
 
 def since_days(value: str) -> int:
@@ -44,37 +58,24 @@ def since_days(value: str) -> int:
     return int(match.group(1))
 
 
-async def accounts_of(redis: Any, account: str | None) -> list[str]:
-    if account is not None:
-        return [account]
-    members = await redis.smembers(keys.ACCOUNTS)
-    return sorted(m.decode() if isinstance(m, bytes) else m for m in members)
-
-
 async def usage(request: web.Request) -> web.StreamResponse:
-    require_admin(request)
     query = request.query
     account, client = query.get("account"), query.get("client")
     if account is not None and not is_account_number(account):
         raise InvalidRequestError(f"account: {account!r} is not an account number", param="account")
     if client is not None and not is_client_name(client):
         raise InvalidRequestError(f"client: {client!r} is not a client name", param="client")
-    days = days_back(
-        request.app[appkeys.METERING].usage.clock(), since_days(query.get("since", "7d"))
-    )
-    redis = request.app[appkeys.REDIS]
-    rows = await read_usage(redis, await accounts_of(redis, account), days, client)
+    days = days_back(time.time(), since_days(query.get("since", "7d")))
+    redis = request.app[appkeys.ADMIN_REDIS]
+    if account is not None:
+        accounts = [account]
+    else:
+        members = await redis.smembers(keys.ACCOUNTS)
+        accounts = sorted(m.decode() if isinstance(m, bytes) else m for m in members)
+    rows = await read_usage(redis, accounts, days, client)
     body = {"object": "list", "data": [r.to_dict() for r in rows], "totals": totals(rows)}
     return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 
-async def limit_stats(request: web.Request) -> web.StreamResponse:
-    require_admin(request)
-    metering = request.app[appkeys.METERING]
-    body = {**metering.limiter.stats.to_dict(), "usage_dropped": metering.usage.dropped}
-    return web.Response(body=orjson.dumps(body), content_type="application/json")
-
-
-def add_admin_routes(app: web.Application) -> None:
-    app.router.add_get("/admin/v1/usage", usage)
-    app.router.add_get("/admin/v1/limits/stats", limit_stats)
+def add_usage_routes(app: web.Application) -> None:
+    app.router.add_get("/admin/usage", usage)

@@ -26,6 +26,9 @@ from gateway.store.records import ApiKeyRecord
 
 log = structlog.get_logger("gateway.limits")
 
+#: Bytes at the end of a captured stream searched for its usage chunk.
+STREAM_TAIL_BYTES = 4096
+
 
 def has_limits(record: Any) -> bool:
     return any(getattr(record, name) is not None for name in LIMIT_FIELDS)
@@ -105,14 +108,30 @@ class Metering:
 
 
 def usage_of(ctx: RequestContext, response: web.StreamResponse | None) -> tuple[int, int] | None:
-    """Real usage, when the response carried it. A stream's comes from its final chunk
-    (`stream_options.include_usage`); without it the reservation stands as the usage."""
+    """Real usage, when the response carried it. A stream's comes from its final usage chunk
+    in the journal's capture (the gateway asks the upstream for it); without it, or past the
+    capture limit, the reservation stands as the usage."""
     if response is None or response.status >= 400:
         return None
     if isinstance(response, web.Response):
         body = response.body
         return extract_usage(body) if isinstance(body, bytes) else None
-    return extract_usage(ctx.stream_tail) if ctx.stream_tail else None
+    capture = ctx.capture
+    if capture is None or capture.truncated or not capture.parts:
+        return None
+    return extract_usage(stream_tail(capture.parts))
+
+
+def stream_tail(parts: list[bytes]) -> bytes:
+    """The last `STREAM_TAIL_BYTES` or more of a captured stream (its usage chunk is there)."""
+    tail: list[bytes] = []
+    size = 0
+    for part in reversed(parts):
+        tail.append(part)
+        size += len(part)
+        if size >= STREAM_TAIL_BYTES:
+            break
+    return b"".join(reversed(tail))
 
 
 async def metered(

@@ -11,6 +11,8 @@ import dataclasses
 import time
 from typing import Any, Literal
 
+import orjson
+
 from gateway.store import keys
 from gateway.store.records import ApiKeyRecord, ClientRecord
 
@@ -92,7 +94,8 @@ def estimate_tokens(raw_body: bytes, data: dict[str, Any]) -> int:
     Like OpenAI's own TPM accounting, `max_completion_tokens` (or `max_tokens`) is reserved
     up front; the reservation is replaced by the real usage once the response is complete.
     """
-    estimate = len(raw_body) // BYTES_PER_TOKEN + 1
+    size = len(raw_body) if raw_body else len(orjson.dumps(data))  # a policy rewrote the body
+    estimate = size // BYTES_PER_TOKEN + 1
     limit = data.get("max_completion_tokens", data.get("max_tokens"))
     if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
         estimate += limit
