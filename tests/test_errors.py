@@ -94,7 +94,8 @@ def test_each_error_renders_openai_shape(name: str) -> None:
     }
     assert orjson.loads(error.to_bytes()) == error.to_body()
     # OpenAI's 429s name the exhausted resource: `requests`, `tokens`, `insufficient_quota`.
-    assert cls.error_type in {"invalid_request_error", "api_error", "requests", "insufficient_quota"}
+    openai_types = {"invalid_request_error", "api_error", "requests", "insufficient_quota"}
+    assert cls.error_type in openai_types
     assert cls.default_code
     assert cls.default_code.islower()
     custom = cls("bad field", code="custom_code", param="messages")
