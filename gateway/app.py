@@ -1,0 +1,113 @@
+"""`create_app(settings)`: wiring only. Resources open in `cleanup_ctx` and unwind in reverse."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from gateway import appkeys
+from gateway.auth import KeyVerifier
+from gateway.cache import InvalidationListener, TtlCache
+from gateway.config import Settings
+from gateway.errors import ConfigError
+from gateway.handlers.registry import HandlerDependencies, create_registry
+from gateway.journal.writer import JournalWriter
+from gateway.middlewares import request_middleware, stamp_response
+from gateway.store.records import ApiKeyRecord, ClientRecord
+from gateway.store.repositories import ApiKeyRepository, ClientRepository, DomainRepository
+from gateway.tenancy import TenantResolver
+from gateway.upstream import create_upstream_session
+from gateway.views import add_routes
+
+
+def parse_trusted_proxies(value: str) -> tuple[appkeys.Network, ...]:
+    networks = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError as exc:
+            raise ConfigError(f"trusted_proxies: {item!r} is not an IP address or network") from exc
+    return tuple(networks)
+
+
+def create_redis(url: str) -> Redis:
+    return Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
+
+
+def create_app(settings: Settings, secret: str) -> web.Application:
+    """The gateway application; `settings.redis_url` must name a reachable-or-not Redis."""
+    if not settings.redis_url:
+        raise ConfigError("create_app needs settings.redis_url (serve starts an embedded Redis)")
+    app = web.Application(middlewares=[request_middleware], client_max_size=settings.max_body_bytes)
+    app[appkeys.SETTINGS] = settings
+    app[appkeys.SECRET] = secret
+    app[appkeys.TRUSTED_PROXIES] = parse_trusted_proxies(settings.trusted_proxies)
+    app.on_response_prepare.append(stamp_response)
+    app.cleanup_ctx.extend([_redis_ctx, _upstream_ctx, _tenancy_ctx, _journal_ctx])
+    add_routes(app)
+    return app
+
+
+async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    redis = create_redis(app[appkeys.SETTINGS].redis_url)
+    app[appkeys.REDIS] = redis
+    yield
+    await redis.aclose()
+
+
+async def _upstream_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[appkeys.SETTINGS]
+    session = create_upstream_session(settings)
+    app[appkeys.UPSTREAM_SESSION] = session
+    app[appkeys.PROVIDERS] = create_registry(HandlerDependencies(settings, session))
+    yield
+    await session.close()
+
+
+async def _tenancy_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[appkeys.SETTINGS]
+    redis = app[appkeys.REDIS]
+    client_cache: TtlCache[str, ClientRecord | None] = TtlCache(settings.cache_ttl)
+    key_cache: TtlCache[str, ApiKeyRecord | None] = TtlCache(settings.cache_ttl)
+    app[appkeys.RESOLVER] = TenantResolver(
+        ClientRepository(redis), DomainRepository(redis), settings.api_domain, client_cache
+    )
+    app[appkeys.VERIFIER] = KeyVerifier(ApiKeyRepository(redis), app[appkeys.SECRET], key_cache)
+
+    def invalidate(message: str) -> None:
+        kind, _, ident = message.partition(":")
+        if kind == "key":
+            key_cache.discard(ident)
+        elif kind == "client":
+            # Hosts map to clients many-to-one (default and custom names): drop every entry
+            # that resolved to this client, and every cached miss, which it may now fill.
+            account, _, name = ident.partition("/")
+            client_cache.discard_where(
+                lambda _host, rec: rec is None or (rec.account, rec.name) == (account, name)
+            )
+        elif kind == "domain":
+            client_cache.clear()
+        else:
+            client_cache.clear()
+            key_cache.clear()
+
+    listener = InvalidationListener(redis, invalidate)
+    task = asyncio.create_task(listener.run(), name="cache-invalidation")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _journal_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[appkeys.SETTINGS]
+    writer = JournalWriter(app[appkeys.REDIS], max_records=settings.journal_max_records)
+    app[appkeys.JOURNAL] = writer
+    writer.start()
+    yield
+    await writer.close()

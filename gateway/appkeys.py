@@ -1,0 +1,27 @@
+"""Every `web.AppKey` of the gateway application, in one place."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import aiohttp
+from aiohttp import web
+from redis.asyncio import Redis
+
+from gateway.auth import KeyVerifier
+from gateway.config import Settings
+from gateway.journal.writer import JournalWriter
+from gateway.protocols import Provider
+from gateway.tenancy import TenantResolver
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+SETTINGS = web.AppKey("settings", Settings)
+SECRET = web.AppKey("secret", str)
+TRUSTED_PROXIES = web.AppKey("trusted_proxies", tuple[Network, ...])
+REDIS = web.AppKey("redis", Redis)
+UPSTREAM_SESSION = web.AppKey("upstream_session", aiohttp.ClientSession)
+PROVIDERS = web.AppKey("providers", dict[str, Provider])
+RESOLVER = web.AppKey("resolver", TenantResolver)
+VERIFIER = web.AppKey("verifier", KeyVerifier)
+JOURNAL = web.AppKey("journal", JournalWriter)

@@ -1,0 +1,103 @@
+"""A small in-process TTL cache, and the pub/sub listener that keeps it true.
+
+Warm tenants and keys cost no Redis round trip. The CLI and admin API announce every change on
+`keys.INVALIDATION_CHANNEL`; each gateway drops what the message names (everything, to be safe,
+when it cannot tell), and clears all caches whenever its subscription is (re)established, since
+messages sent while it was away are lost. The TTL bounds staleness if all else fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from gateway.store import keys
+
+log = structlog.get_logger("gateway.cache")
+
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class TtlCache(Generic[K, V]):
+    """Maps keys to values that expire `ttl` seconds after they were stored."""
+
+    def __init__(self, ttl: float, max_entries: int = 100_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict[K, tuple[float, V]] = {}
+
+    def lookup(self, key: K) -> tuple[bool, V | None]:
+        entry = self._entries.get(key)
+        if entry is None:
+            return False, None
+        expires, value = entry
+        if expires < time.monotonic():
+            self._entries.pop(key, None)
+            return False, None
+        return True, value
+
+    def store(self, key: K, value: V) -> None:
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()  # crude but bounded; a full cache is refilled from Redis
+        self._entries[key] = (time.monotonic() + self.ttl, value)
+
+    def discard(self, key: K) -> None:
+        self._entries.pop(key, None)
+
+    def discard_where(self, predicate: Callable[[K, V], bool]) -> None:
+        for key in [k for k, (_, v) in self._entries.items() if predicate(k, v)]:
+            self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class InvalidationListener:
+    """Subscribes to the invalidation channel and calls `on_message` for each message."""
+
+    def __init__(
+        self, redis: Redis, on_message: Callable[[str], None], retry_delay: float = 0.5
+    ) -> None:
+        self.redis = redis
+        self.on_message = on_message
+        self.retry_delay = retry_delay
+        self.subscribed = asyncio.Event()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._listen()
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                self.subscribed.clear()
+                log.warning("invalidation_listener_lost", error=str(exc))
+                await asyncio.sleep(self.retry_delay)
+
+    async def _listen(self) -> None:
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(keys.INVALIDATION_CHANNEL)
+            # Anything published while we were not subscribed is lost: start from nothing.
+            self.on_message("*")
+            self.subscribed.set()
+            async for message in pubsub.listen():
+                if message.get("type") != "message":
+                    continue
+                data = message["data"]
+                self.on_message(data.decode() if isinstance(data, bytes) else str(data))
+        finally:
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -1,0 +1,134 @@
+"""Settings: a frozen record read from `config/gateway.toml`, overridden by `GATEWAY_*` variables.
+
+The dataclass defaults mirror `config/gateway.toml` (a test keeps them equal), so an installed
+gateway without the file behaves exactly like a checkout with it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import tomllib
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import ConfigError
+
+ENV_PREFIX = "GATEWAY_"
+DEFAULT_CONFIG_PATH = Path("config/gateway.toml")
+SECRET_FILE_NAME = "gateway.secret"  # noqa: S105 - a file name
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the server and the CLI are configured with."""
+
+    redis_url: str = ""
+    api_domain: str = "api.localhost"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    secret: str = ""
+    upstream_timeout: float = 600.0
+    upstream_connect_timeout: float = 10.0
+    max_body_bytes: int = 4 * 1024 * 1024
+    trusted_proxies: str = ""
+    var_dir: str = "var"
+    cache_ttl: float = 5.0
+    journal_enabled: bool = True
+    journal_max_records: int = 1_000_000
+    log_level: str = "info"
+    access_log: bool = True
+
+    @property
+    def var_path(self) -> Path:
+        return Path(self.var_dir)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(name: str, raw: object, kind: type) -> Any:
+    """Turn a TOML or environment value into the field's type, or say clearly why not."""
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in {"1", "true", "yes", "on"}:
+            return True
+        if text in {"0", "false", "no", "off", ""}:
+            return False
+        raise ConfigError(f"setting {name!r}: expected true or false, got {raw!r}")
+    if isinstance(raw, bool) and kind is not bool:
+        raise ConfigError(f"setting {name!r}: expected {kind.__name__}, got a boolean")
+    try:
+        return kind(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {name!r}: expected {kind.__name__}, got {raw!r}") from exc
+
+
+_FIELD_TYPES: dict[str, type] = dict(typing.get_type_hints(Settings))
+
+
+def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the TOML file (if present), then apply `GATEWAY_*` overrides, then validate."""
+    env = os.environ if environ is None else environ
+    if path is None:
+        path = Path(env.get("GATEWAY_CONFIG", "") or DEFAULT_CONFIG_PATH)
+    values: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            document = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+        for key, raw in document.items():
+            if key not in _FIELD_TYPES:
+                raise ConfigError(f"{path}: unknown setting {key!r}")
+            values[key] = _coerce(key, raw, _FIELD_TYPES[key])
+    elif "GATEWAY_CONFIG" in env:
+        raise ConfigError(f"GATEWAY_CONFIG names {path}, which is not a file")
+    for key, kind in _FIELD_TYPES.items():
+        raw_env = env.get(ENV_PREFIX + key.upper())
+        if raw_env is not None:
+            values[key] = _coerce(ENV_PREFIX + key.upper(), raw_env, kind)
+    settings = Settings(**values)
+    _validate(settings)
+    return settings
+
+
+def _validate(settings: Settings) -> None:
+    if not 0 <= settings.port <= 65535:
+        raise ConfigError(f"port {settings.port} is out of range")
+    if settings.workers < 1:
+        raise ConfigError("workers must be at least 1")
+    if settings.max_body_bytes < 1024:
+        raise ConfigError("max_body_bytes must be at least 1024")
+    if settings.upstream_timeout <= 0 or settings.upstream_connect_timeout <= 0:
+        raise ConfigError("upstream timeouts must be positive")
+    if not settings.api_domain or settings.api_domain != settings.api_domain.lower():
+        raise ConfigError("api_domain must be a non-empty lower-case domain")
+
+
+def resolve_secret(settings: Settings, *, create: bool = False) -> str:
+    """The key-hashing secret: the setting, else `var_dir/gateway.secret` (made when asked)."""
+    if settings.secret:
+        return settings.secret
+    secret_file = settings.var_path / SECRET_FILE_NAME
+    if secret_file.is_file():
+        value = secret_file.read_text(encoding="utf-8").strip()
+        if value:
+            return value
+    if not create:
+        raise ConfigError(
+            f"no key-hashing secret: set GATEWAY_SECRET or create {secret_file} "
+            "(`make run` creates one)"
+        )
+    secret_file.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(value + "\n")
+    return value

@@ -1,0 +1,122 @@
+"""The gateway's exceptions, each rendered as an OpenAI-shaped error body.
+
+    GatewayError                     (500, api_error)
+    ├── ConfigError                  settings or environment are wrong (CLI exit 1)
+    ├── NotFoundError                (404) unknown host, record or route
+    ├── AuthenticationError          (401) missing, malformed, unknown, revoked or expired key
+    ├── PermissionDeniedError        (403) a valid key that may not use this client
+    ├── InvalidRequestError          (400) bad JSON, wrong types, missing fields
+    ├── MethodNotAllowedError        (405)
+    ├── PayloadTooLargeError         (413)
+    ├── UnsupportedMediaTypeError    (415)
+    ├── UpstreamError                (502) the upstream could not be reached or answered nonsense
+    │   └── UpstreamTimeoutError     (504)
+    └── ServiceUnavailableError      (503) Redis or another dependency is down
+
+`code` is a stable machine-readable string; `message` is for people. Handlers raise these and the
+error middleware renders them, so SDKs raise their usual exceptions (`openai.NotFoundError`, ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway answers with."""
+
+    status: int = 500
+    error_type: str = "api_error"
+    default_code: str = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.param = param
+        self.headers = headers or {}
+
+    def to_body(self) -> dict[str, Any]:
+        return error_body(self.message, self.error_type, self.code, self.param)
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.to_body())
+
+
+def error_body(
+    message: str, error_type: str, code: str | None, param: str | None = None
+) -> dict[str, Any]:
+    """OpenAI's error shape: `{"error": {"message", "type", "param", "code"}}`."""
+    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+
+
+class ConfigError(GatewayError):
+    default_code = "config_error"
+
+
+class NotFoundError(GatewayError):
+    status = 404
+    error_type = "invalid_request_error"
+    default_code = "not_found"
+
+
+class AuthenticationError(GatewayError):
+    status = 401
+    error_type = "invalid_request_error"
+    default_code = "invalid_api_key"
+
+
+class PermissionDeniedError(GatewayError):
+    status = 403
+    error_type = "invalid_request_error"
+    default_code = "permission_denied"
+
+
+class InvalidRequestError(GatewayError):
+    status = 400
+    error_type = "invalid_request_error"
+    default_code = "invalid_request"
+
+
+class MethodNotAllowedError(GatewayError):
+    status = 405
+    error_type = "invalid_request_error"
+    default_code = "method_not_allowed"
+
+
+class PayloadTooLargeError(GatewayError):
+    status = 413
+    error_type = "invalid_request_error"
+    default_code = "request_too_large"
+
+
+class UnsupportedMediaTypeError(GatewayError):
+    status = 415
+    error_type = "invalid_request_error"
+    default_code = "unsupported_media_type"
+
+
+class UpstreamError(GatewayError):
+    status = 502
+    error_type = "api_error"
+    default_code = "upstream_error"
+
+
+class UpstreamTimeoutError(UpstreamError):
+    status = 504
+    default_code = "upstream_timeout"
+
+
+class ServiceUnavailableError(GatewayError):
+    status = 503
+    error_type = "api_error"
+    default_code = "service_unavailable"

@@ -1,0 +1,1 @@
+"""Provider handlers: `registry` finds them; `openai` and `echo` are built in."""

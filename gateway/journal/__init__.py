@@ -1,0 +1,1 @@
+"""The request journal: one record per answered request, written to Redis Streams."""

@@ -1,0 +1,146 @@
+"""Running the gateway: one process, or N worker processes sharing the port (SO_REUSEPORT).
+
+SIGTERM or Ctrl-C stops accepting connections, lets in-flight requests finish (up to
+`SHUTDOWN_GRACE` seconds), flushes the journal, and exits. With workers, the parent forwards the
+signal to every worker and waits for all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from gateway.app import create_app, create_redis
+from gateway.config import Settings
+from gateway.demo import demo_instructions, ensure_demo_tenant
+from gateway.logs import configure_logging
+from gateway.redis_server import embedded_redis_url
+
+log = structlog.get_logger("gateway.server")
+
+SHUTDOWN_GRACE = 30.0
+
+
+def run_async(main: Coroutine[Any, Any, None]) -> None:
+    """uvloop when it is installed, else asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
+
+
+def display_host(host: str) -> str:
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104
+
+
+async def serve_app(
+    settings: Settings, secret: str, *, reuse_port: bool, on_ready: Callable[[int], None]
+) -> None:
+    app = create_app(settings, secret)
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(
+        runner,
+        settings.host,
+        settings.port,
+        reuse_port=reuse_port or None,
+        shutdown_timeout=SHUTDOWN_GRACE,
+        backlog=1024,
+    )
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    port = runner.addresses[0][1] if runner.addresses else settings.port
+    log.info("gateway_listening", host=settings.host, port=port)
+    on_ready(port)
+    await stop.wait()
+    log.info("gateway_stopping")
+    await runner.cleanup()
+    log.info("gateway_stopped")
+
+
+def _worker_main(settings: Settings, secret: str, index: int) -> None:
+    configure_logging(settings.log_level)
+    structlog.contextvars.bind_contextvars(worker=index)
+    run_async(serve_app(settings, secret, reuse_port=True, on_ready=lambda _port: None))
+
+
+def _run_workers(settings: Settings, secret: str) -> None:
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=_worker_main, args=(settings, secret, i), name=f"gateway-worker-{i}")
+        for i in range(settings.workers)
+    ]
+    for worker in workers:
+        worker.start()
+
+    def forward(signum: int, _frame: object) -> None:
+        for worker in workers:
+            if worker.pid and worker.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.pid, signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for worker in workers:
+            worker.join()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    failed = [w.name for w in workers if w.exitcode not in (0, -signal.SIGTERM)]
+    if failed:
+        raise SystemExit(f"workers failed: {', '.join(failed)}")
+
+
+@contextlib.contextmanager
+def redis_for(settings: Settings) -> Iterator[Settings]:
+    """Settings with a Redis URL: the configured one, or the embedded Redis under var/."""
+    if settings.redis_url:
+        yield settings
+        return
+    with embedded_redis_url(settings.var_path) as url:
+        yield settings.replace(redis_url=url)
+
+
+def serve(settings: Settings, secret: str, *, demo: bool = False) -> None:
+    configure_logging(settings.log_level)
+    with redis_for(settings) as live:
+        instructions = ""
+        if demo:
+            instructions = _prepare_demo(live, secret)
+
+        def ready(_port: int) -> None:
+            if instructions:
+                sys.stdout.write(instructions)
+                sys.stdout.flush()
+
+        if live.workers == 1:
+            run_async(serve_app(live, secret, reuse_port=False, on_ready=ready))
+        else:
+            ready(live.port)
+            _run_workers(live, secret)
+
+
+def _prepare_demo(settings: Settings, secret: str) -> str:
+    async def prepare() -> tuple[str, str]:
+        redis = create_redis(settings.redis_url)
+        try:
+            return await ensure_demo_tenant(redis, settings, secret)
+        finally:
+            await redis.aclose()
+
+    hostname, key = asyncio.run(prepare())
+    return demo_instructions(hostname, key, display_host(settings.host), settings.port)

@@ -1,0 +1,1 @@
+"""Redis-backed records: every key name in `keys`, one repository per record kind."""

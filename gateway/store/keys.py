@@ -1,0 +1,62 @@
+"""Every Redis key and channel name the gateway uses, in one place (see `docs/redis.md`).
+
+Keys that belong to one account carry the account as a hash tag (`{3141-5926-5359}`), so a
+command, transaction or script that touches several of them lands in one Redis Cluster slot.
+Keys touched alone (a key record, a domain record) carry their own tag.
+"""
+
+from __future__ import annotations
+
+PREFIX = "gw"
+
+#: Set of every account that has at least one client.
+ACCOUNTS = f"{PREFIX}:accounts"
+
+#: Pub/sub channel on which record changes are announced to every gateway instance.
+INVALIDATION_CHANNEL = f"{PREFIX}:invalidate"
+
+#: The global journal stream (one entry per answered request).
+JOURNAL_STREAM = f"{PREFIX}:journal"
+
+
+def client(account: str, name: str) -> str:
+    """JSON client record."""
+    return f"{PREFIX}:{{{account}}}:client:{name}"
+
+
+def account_clients(account: str) -> str:
+    """Set of the client names of one account."""
+    return f"{PREFIX}:{{{account}}}:clients"
+
+
+def api_key(key_id: str) -> str:
+    """JSON API-key record (holds the key's HMAC, never the key)."""
+    return f"{PREFIX}:key:{{{key_id}}}"
+
+
+def account_keys(account: str) -> str:
+    """Set of the key ids of one account."""
+    return f"{PREFIX}:{{{account}}}:keys"
+
+
+def domain(hostname: str) -> str:
+    """JSON custom-domain record."""
+    return f"{PREFIX}:domain:{{{hostname}}}"
+
+
+def client_domains(account: str, name: str) -> str:
+    """Set of the custom hostnames of one client."""
+    return f"{PREFIX}:{{{account}}}:client:{name}:domains"
+
+
+# Invalidation messages: `<kind>:<id>`; `*` clears every cache.
+def invalidation_client(account: str, name: str) -> str:
+    return f"client:{account}/{name}"
+
+
+def invalidation_key(key_id: str) -> str:
+    return f"key:{key_id}"
+
+
+def invalidation_domain(hostname: str) -> str:
+    return f"domain:{hostname}"

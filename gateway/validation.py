@@ -1,0 +1,84 @@
+"""Reading and checking request bodies: every problem is a clear 4xx, never a 500."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from gateway.errors import (
+    InvalidRequestError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+)
+
+
+def is_json_content_type(value: str | None) -> bool:
+    """`application/json`, `application/*+json`, with parameters; absent counts as JSON."""
+    if not value:
+        return True
+    media = value.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def too_large(limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(f"request body is larger than the limit of {limit} bytes")
+
+
+async def read_json_object(request: web.Request, limit: int) -> tuple[bytes, dict[str, Any]]:
+    """The raw body and its parsed JSON object."""
+    content_type = request.headers.get("Content-Type")
+    if not is_json_content_type(content_type):
+        raise UnsupportedMediaTypeError(
+            f"unsupported Content-Type {content_type!r}: send 'application/json'"
+        )
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large(limit)
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise too_large(limit) from exc
+    if not raw.strip():
+        raise InvalidRequestError("request body is empty: expected a JSON object")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestError(f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InvalidRequestError(f"request body must be a JSON object, not {type(data).__name__}")
+    return raw, data
+
+
+def _require_string(data: dict[str, Any], name: str) -> str:
+    value = data.get(name)
+    if value is None:
+        raise InvalidRequestError(f"you must provide a {name} parameter", param=name)
+    if not isinstance(value, str) or not value:
+        raise InvalidRequestError(f"'{name}' must be a non-empty string", param=name)
+    return value
+
+
+def validate_chat_request(data: dict[str, Any]) -> tuple[str, bool]:
+    """Check what the gateway relies on; return (model, stream). The upstream checks the rest."""
+    model = _require_string(data, "model")
+    messages = data.get("messages")
+    if messages is None:
+        raise InvalidRequestError("you must provide a messages parameter", param="messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequestError("'messages' must be a non-empty array", param="messages")
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise InvalidRequestError(
+                f"'messages[{index}]' must be an object", param=f"messages[{index}]"
+            )
+        if not isinstance(message.get("role"), str):
+            raise InvalidRequestError(
+                f"'messages[{index}].role' must be a string", param=f"messages[{index}].role"
+            )
+    stream = data.get("stream", False)
+    if stream is not None and not isinstance(stream, bool):
+        raise InvalidRequestError("'stream' must be a boolean", param="stream")
+    return model, stream is True

