@@ -105,6 +105,8 @@ def create_stack(gateway: str, redis_server: str, work_dir: Path) -> GatewayStac
         "GATEWAY_REDIS_URL": f"redis://127.0.0.1:{port}/0",
         "GATEWAY_SECRET": secrets.token_urlsafe(32),
         "GATEWAY_API_DOMAIN": API_DOMAIN,
+        # Spill files and anything else the gateway keeps on disk stay in the bench's temp dir.
+        "GATEWAY_VAR_DIR": str(work_dir / "gateway-var"),
     }
     return GatewayStack(gateway=gateway, redis=redis, redis_port=port, env=env)
 
@@ -154,6 +156,25 @@ def provision_tenants(stack: GatewayStack, upstream_port: int) -> Tenants:
         chat=tenant("bench", f"{upstream}/v1"), sse=tenant("bench-sse", f"{upstream}/sse/v1")
     )
     return stack.tenants
+
+
+def log_events(log_path: Path) -> dict[str, int]:
+    """Count the gateway's warning and error log events by level and name."""
+    counts: dict[str, int] = {}
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return counts
+    for line in lines:
+        if '"level":"warning"' not in line and '"level":"error"' not in line:
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        name = f"{event.get('level')}:{event.get('event')}"
+        counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 def start_gateway(

@@ -31,6 +31,7 @@ class BenchOptions:
     scenarios: tuple[str, ...]
     memory_requests: int
     memory_max_s: int
+    wait_quiet_s: int
     output: Path
     update_readme: bool
     keep_workdir: bool
@@ -82,6 +83,12 @@ def create_parser() -> argparse.ArgumentParser:
         type=int,
         help="time bound of the memory check (BENCH_MEMORY_MAX_SECONDS, 900)",
     )
+    parser.add_argument(
+        "--wait-quiet",
+        type=int,
+        help="wait up to this many seconds for other processes to leave the CPU idle before"
+        " starting (BENCH_WAIT_QUIET, 0)",
+    )
     parser.add_argument("--output", type=Path, help="results file (default results/latest.json)")
     parser.add_argument(
         "--no-readme", action="store_true", help="do not rewrite the table in bench/README.md"
@@ -120,6 +127,7 @@ def parse_options(argv: Sequence[str] | None = None) -> BenchOptions:
             args.memory_requests, "BENCH_MEMORY_REQUESTS", 20000, QUICK_MEMORY_REQUESTS
         ),
         memory_max_s=pick(args.memory_max_seconds, "BENCH_MEMORY_MAX_SECONDS", 900),
+        wait_quiet_s=pick(args.wait_quiet, "BENCH_WAIT_QUIET", 0),
         output=output,
         update_readme=not (args.no_readme or quick),
         keep_workdir=args.keep_workdir,

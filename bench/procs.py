@@ -57,7 +57,11 @@ class TreeUsage:
     processes: int
 
     def cpu_ms_since(self, before: TreeUsage) -> float:
-        return (self.cpu_ticks - before.cpu_ticks) * 1000.0 / CLOCK_TICKS
+        return ticks_to_ms(self.cpu_ticks - before.cpu_ticks)
+
+
+def ticks_to_ms(ticks: int) -> float:
+    return ticks * 1000.0 / CLOCK_TICKS
 
 
 def free_port() -> int:
@@ -83,19 +87,33 @@ def start_server(
     return Server(name=name, process=process, log_path=log_path)
 
 
-def stop_server(server: Server, timeout_s: float = 10.0) -> None:
+@dataclass(frozen=True, slots=True)
+class StopOutcome:
+    """How a server ended: seconds from SIGTERM to exit, and whether SIGKILL was needed."""
+
+    seconds: float
+    killed: bool
+    exit_code: int | None
+
+
+def stop_server(server: Server, timeout_s: float = 15.0) -> StopOutcome:
     """SIGTERM the server, wait for it, then SIGKILL whatever is left of its session."""
+    started, killed = time.monotonic(), False
     if server.process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             server.process.send_signal(signal.SIGTERM)
         try:
             server.process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            print(f"  {server.name}: no exit {timeout_s:.0f} s after SIGTERM, sending SIGKILL")
+            print(f"bench: {server.name} did not exit {timeout_s:.0f} s after SIGTERM: SIGKILL")
+            killed = True
+    seconds = time.monotonic() - started
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(server.pid, signal.SIGKILL)
+        os.killpg(server.pid, signal.SIGKILL)  # workers left behind, if any
     with contextlib.suppress(subprocess.TimeoutExpired):
         server.process.wait(timeout=timeout_s)
+    code = server.process.returncode
+    return StopOutcome(seconds=round(seconds, 2), killed=killed, exit_code=code)
 
 
 def wait_until(ready: Callable[[], bool], server: Server, timeout_s: float, what: str) -> None:
@@ -131,6 +149,32 @@ def http_status(url: str) -> int | None:
         return exc.code
     except (urllib.error.URLError, OSError):
         return None
+
+
+def machine_busy_ticks() -> int:
+    """CPU ticks all cores spent not idle since boot (first line of /proc/stat)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    # guest time is already counted in user; leave it out of the sum.
+    return sum(fields[:8]) - idle
+
+
+def background_cpu_pct(seconds: float) -> float:
+    """Machine-wide CPU busy over `seconds`, in % of one core, from processes not ours."""
+    busy, own = machine_busy_ticks(), tree_usage(os.getpid()).cpu_ticks
+    time.sleep(seconds)
+    spent = machine_busy_ticks() - busy - (tree_usage(os.getpid()).cpu_ticks - own)
+    return max(0.0, ticks_to_ms(spent) / 10.0 / seconds)
+
+
+def wait_for_quiet(limit_pct: float, max_wait_s: float, sample_s: float = 2.0) -> float:
+    """Sample background CPU until it is under `limit_pct` of a core or `max_wait_s` passes."""
+    deadline = time.monotonic() + max_wait_s
+    while True:
+        busy = background_cpu_pct(sample_s)
+        if busy <= limit_pct or time.monotonic() >= deadline:
+            return busy
+        print(f"bench: machine busy ({busy:.0f} % of a core from other processes); waiting")
 
 
 def _stat_fields(pid: int) -> list[str] | None:

@@ -15,6 +15,7 @@ from typing import Any
 
 README_START = "<!-- results:start -->"
 README_END = "<!-- results:end -->"
+DISTURBED_PCT = 25.0  # median CPU of other processes (% of one core) that makes a run suspect
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,7 @@ class RunRecord:
     redis_cpu_ms_per_req: float | None
     wrk_cpu_s: float
     wrk_cpu_pct: float
+    other_cpu_pct: float
     rss_mb: float
 
 
@@ -51,6 +53,7 @@ class SummaryRow:
     cpu_ms_per_req: float
     redis_cpu_ms_per_req: float | None
     wrk_cpu_pct: float
+    other_cpu_pct: float
     errors: int
 
 
@@ -84,6 +87,7 @@ def summarize(runs: Sequence[RunRecord]) -> list[SummaryRow]:
                 cpu_ms_per_req=_median(run.cpu_ms_per_req for run in group),
                 redis_cpu_ms_per_req=_median(redis) if redis else None,
                 wrk_cpu_pct=_median(run.wrk_cpu_pct for run in group),
+                other_cpu_pct=_median(run.other_cpu_pct for run in group),
                 errors=sum(sum(run.errors.values()) for run in group),
             )
         )
@@ -131,7 +135,7 @@ def _num(value: float | None, digits: int = 2) -> str:
 
 def _table_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     header = ["scenario", "target", "req/s", "p50 ms", "p99 ms", "+p50 vs direct ms"]
-    header += ["CPU ms/req", "Redis CPU ms/req", "wrk CPU %", "errors"]
+    header += ["CPU ms/req", "Redis CPU ms/req", "wrk CPU %", "other CPU %", "errors"]
     rows = [
         [
             row["scenario"],
@@ -143,6 +147,7 @@ def _table_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             _num(row["cpu_ms_per_req"], 3),
             _num(row["redis_cpu_ms_per_req"], 3),
             f"{row['wrk_cpu_pct']:.0f}",
+            f"{row['other_cpu_pct']:.0f}",
             str(row["errors"]),
         ]
         for row in sorted(results["summary"], key=lambda r: _scenario_order(results, r))
@@ -219,16 +224,42 @@ def _memory_line(results: dict[str, Any]) -> str:
 
 def _wrk_line(results: dict[str, Any]) -> str:
     wrk = results["wrk_cpu"]
-    return (
+    line = (
         f"wrk CPU: {wrk['total_s']:.1f} s over {wrk['runs']} measured runs; per run median"
         f" {wrk['median_pct']:.0f} % of one core, max {wrk['max_pct']:.0f} %."
+        f" Other processes on the machine: {results['machine']['background_cpu_pct_before']:.0f} %"
+        f" of a core before the start, {results['other_cpu_median_pct']:.0f} % (median) during"
+        " the runs."
     )
+    if results["other_cpu_median_pct"] > DISTURBED_PCT:
+        line += (
+            " WARNING: other work shared the 2 cores during the measurement; absolute figures"
+            " are depressed and noisy, compare ratios only, and rerun on a quiet machine."
+        )
+    return line
+
+
+def _server_lines(results: dict[str, Any]) -> list[str]:
+    """What went wrong around the measurements: slow stops, SIGKILLs, warnings in gateway logs."""
+    lines = []
+    for name, info in results.get("servers", {}).items():
+        notes = []
+        if info["killed"]:
+            notes.append(f"did not exit within {info['seconds']} s of SIGTERM, SIGKILLed")
+        elif info["exit_code"] not in (0, None, -15):
+            notes.append(f"exited with {info['exit_code']} after SIGTERM")
+        events = info.get("log_events") or {}
+        if events:
+            notes.append("log: " + ", ".join(f"{k} x{v}" for k, v in sorted(events.items())))
+        if notes:
+            lines.append(f"Server {name}: " + "; ".join(notes) + ".")
+    return lines
 
 
 def render_text(results: dict[str, Any]) -> str:
     parts = [_plain(*_table_rows(results)), "", _plain(*_ratio_rows(results)), ""]
     parts += [_plain(*_target_rows(results)), "", _memory_line(results), _wrk_line(results)]
-    return "\n".join(parts)
+    return "\n".join(parts + _server_lines(results))
 
 
 def render_markdown(results: dict[str, Any]) -> str:
@@ -244,6 +275,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     parts = [heading, "", _markdown(*_table_rows(results)), "", _markdown(*_ratio_rows(results))]
     parts += ["", _markdown(*_target_rows(results)), "", _memory_line(results)]
     parts += ["", _wrk_line(results)]
+    parts += [f"\n{line}" for line in _server_lines(results)]
     return "\n".join(parts)
 
 

@@ -14,10 +14,11 @@ import datetime
 import os
 import platform
 import shutil
+import statistics
 import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,17 @@ from bench.load import LoadError, run_wrk
 from bench.memory import run_memory_check
 from bench.options import BenchOptions, parse_options
 from bench.payloads import write_bodies
-from bench.procs import Server, ServerStartError, free_port, stop_server, tree_usage
+from bench.procs import (
+    Server,
+    ServerStartError,
+    StopOutcome,
+    free_port,
+    machine_busy_ticks,
+    stop_server,
+    ticks_to_ms,
+    tree_usage,
+    wait_for_quiet,
+)
 from bench.report import (
     RunRecord,
     ratios,
@@ -51,6 +62,7 @@ from bench.tools import (
 from bench.upstream import start_upstream
 
 BENCH_DIR = Path(__file__).resolve().parent
+QUIET_PCT = 10.0  # background CPU (% of one core) under which the machine counts as quiet
 
 
 @dataclass(slots=True)
@@ -68,6 +80,9 @@ class Bench:
     stack: gw.GatewayStack | None = None
     runs: list[RunRecord] = field(default_factory=list)
     memory: dict[str, object] | None = None
+    redis_used_mb: float | None = None
+    background_pct: float = 0.0
+    stops: dict[str, dict[str, Any]] = field(default_factory=dict)
     upstream_port: int = 0
 
     @property
@@ -91,7 +106,15 @@ def stopping(bench: Bench) -> Iterator[None]:
         yield
     finally:
         for server in reversed(bench.servers):
-            stop_server(server)
+            record_stop(bench, server, stop_server(server))
+
+
+def record_stop(bench: Bench, server: Server, outcome: StopOutcome) -> None:
+    """Keep how a server ended and what its log complained about, for the results file."""
+    info: dict[str, Any] = asdict(outcome)
+    if server.name.startswith("gateway"):
+        info["log_events"] = gw.log_events(server.log_path)
+    bench.stops[server.name] = info
 
 
 def start_targets(bench: Bench) -> None:
@@ -164,6 +187,7 @@ def measure(bench: Bench, target: RunningTarget, scenario: Scenario, round_: int
     redis_pid = bench.stack.redis.pid if bench.stack and target.tenants else None
     before = tree_usage(target.server.pid)
     redis_before = tree_usage(redis_pid) if redis_pid else None
+    busy_before, own_before = machine_busy_ticks(), tree_usage(os.getpid())
     result = run_wrk(
         bench.wrk,
         spec,
@@ -172,6 +196,11 @@ def measure(bench: Bench, target: RunningTarget, scenario: Scenario, round_: int
         log_dir=bench.work_dir,
     )
     after = tree_usage(target.server.pid)
+    # CPU the machine spent outside the bench's own process tree (wrk included, once reaped):
+    # other work on the machine competing with the measurement.
+    other_ms = ticks_to_ms(machine_busy_ticks() - busy_before) - tree_usage(
+        os.getpid()
+    ).cpu_ms_since(own_before)
     per_request = 1.0 / max(result.requests, 1)
     redis_cpu = None
     if redis_pid and redis_before:
@@ -193,6 +222,7 @@ def measure(bench: Bench, target: RunningTarget, scenario: Scenario, round_: int
         redis_cpu_ms_per_req=redis_cpu,
         wrk_cpu_s=result.wrk_cpu_s,
         wrk_cpu_pct=100.0 * result.wrk_cpu_s / max(result.duration_s, 1e-9),
+        other_cpu_pct=max(0.0, other_ms / 10.0 / max(result.duration_s, 1e-9)),
         rss_mb=after.rss_kb / 1024,
     )
 
@@ -229,7 +259,8 @@ def load_all(bench: Bench, round_: int) -> None:
                 f"[{round_}/{options.rounds}] {scenario.name:<10} {name:<18}"
                 f" {record.rps:>8.0f} req/s  p50 {record.p50_ms:7.2f} ms"
                 f"  p99 {record.p99_ms:7.2f} ms  CPU {record.cpu_ms_per_req:6.3f} ms/req"
-                f"  wrk {record.wrk_cpu_pct:3.0f} %" + (f"  ERRORS {errors}" if errors else "")
+                f"  wrk {record.wrk_cpu_pct:3.0f} %  other {record.other_cpu_pct:3.0f} %"
+                + (f"  ERRORS {errors}" if errors else "")
             )
 
 
@@ -259,13 +290,16 @@ def memory_check(bench: Bench) -> None:
     except LoadError as exc:
         bench.memory = {"error": str(exc)}
     finally:
-        stop_server(target.server)
+        record_stop(bench, target.server, stop_server(target.server))
+        bench.servers.remove(target.server)
 
 
 def record_peaks(bench: Bench) -> None:
     for name, target in bench.running.items():
         usage = tree_usage(target.server.pid)
         bench.status[name].update(peak_rss_mb=usage.hwm_kb / 1024, processes=usage.processes)
+    if bench.stack is not None:
+        bench.redis_used_mb = gw.redis_used_memory_mb(bench.stack.redis_port)
 
 
 def machine_info(bench: Bench) -> dict[str, Any]:
@@ -277,6 +311,8 @@ def machine_info(bench: Bench) -> dict[str, Any]:
         "nginx": program_version([bench.nginx, "-v"]),
         "wrk": program_version([bench.wrk, "-v"]).split(" [")[0],
         "git": git_commit(BENCH_DIR.parent),
+        "background_cpu_pct_before": round(bench.background_pct, 1),
+        "loadavg_end": Path("/proc/loadavg").read_text().split()[:3],
     }
 
 
@@ -304,6 +340,9 @@ def collect(bench: Bench) -> dict[str, Any]:
         "summary": to_jsonable(summary),
         "ratios": ratios(summary),
         "memory": bench.memory,
+        "redis_used_mb_after_rounds": bench.redis_used_mb,
+        "servers": bench.stops,
+        "other_cpu_median_pct": statistics.median([r.other_cpu_pct for r in bench.runs] or [0.0]),
         "wrk_cpu": {
             "runs": len(bench.runs),
             "total_s": sum(run.wrk_cpu_s for run in bench.runs),
@@ -315,6 +354,8 @@ def collect(bench: Bench) -> dict[str, Any]:
 
 
 def execute(bench: Bench) -> None:
+    bench.background_pct = wait_for_quiet(QUIET_PCT, bench.options.wait_quiet_s)
+    print(f"bench: other processes use {bench.background_pct:.0f} % of a core before the start")
     with stopping(bench):
         start_targets(bench)
         check_targets(bench)
