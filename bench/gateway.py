@@ -21,6 +21,8 @@ ACCOUNT = "0000-0000-0001"
 API_DOMAIN = "api.localhost"
 UPSTREAM_KEY = "bench-upstream-key"
 READY_TIMEOUT_S = 60.0
+# The gateway reads config/gateway.toml from its working directory: run it from the checkout.
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class GatewayUnavailableError(RuntimeError):
@@ -115,7 +117,13 @@ def _cli_json(stack: GatewayStack, *args: str) -> dict[str, object]:
     argv = [stack.gateway, *args, "--json"]
     try:
         result = subprocess.run(
-            argv, env=stack.env, capture_output=True, text=True, timeout=60, check=False
+            argv,
+            env=stack.env,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise GatewayUnavailableError(f"`{' '.join(argv)}` failed: {exc}") from exc
@@ -159,7 +167,7 @@ def provision_tenants(stack: GatewayStack, upstream_port: int) -> Tenants:
 
 
 def log_events(log_path: Path) -> dict[str, int]:
-    """Count the gateway's warning and error log events by level and name."""
+    """Count the gateway's warning and error log events by level, name and exception."""
     counts: dict[str, int] = {}
     try:
         lines = log_path.read_text(errors="replace").splitlines()
@@ -173,6 +181,9 @@ def log_events(log_path: Path) -> dict[str, int]:
         except ValueError:
             continue
         name = f"{event.get('level')}:{event.get('event')}"
+        exception = str(event.get("exception") or "").strip().splitlines()
+        if exception:
+            name += f" ({exception[-1][:120]})"
         counts[name] = counts.get(name, 0) + 1
     return counts
 
@@ -187,7 +198,7 @@ def start_gateway(
     env = dict(stack.env)
     if not journal:
         env["GATEWAY_JOURNAL_ENABLED"] = "false"
-    server = start_server(name, argv, log_dir, env)
+    server = start_server(name, argv, log_dir, env, cwd=REPO_ROOT)
     wait_until(
         lambda: http_status(f"http://127.0.0.1:{port}/readyz") == 200,
         server,

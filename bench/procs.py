@@ -72,7 +72,11 @@ def free_port() -> int:
 
 
 def start_server(
-    name: str, argv: list[str], log_dir: Path, env: Mapping[str, str] | None = None
+    name: str,
+    argv: list[str],
+    log_dir: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> Server:
     log_path = log_dir / f"{name}.log"
     with log_path.open("wb") as log:
@@ -82,6 +86,7 @@ def start_server(
             stdout=log,
             stderr=subprocess.STDOUT,
             env=dict(env) if env is not None else None,
+            cwd=cwd,
             start_new_session=True,
         )
     return Server(name=name, process=process, log_path=log_path)
