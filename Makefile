@@ -18,14 +18,16 @@ $(STAMP): setup.cfg pyproject.toml
 run: install
 	$(BIN)/gateway serve --demo
 
+LINTED := gateway tests $(wildcard bench)
+
 lint: install
-	$(BIN)/ruff check gateway tests bench
-	$(BIN)/ruff format --check gateway tests bench
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
 
 fmt: install
-	$(BIN)/ruff format gateway tests bench
-	$(BIN)/ruff check --fix gateway tests bench
+	$(BIN)/ruff format $(LINTED)
+	$(BIN)/ruff check --fix $(LINTED)
 
 test: lint
 	$(BIN)/pytest

@@ -16,7 +16,9 @@ from gateway.cache import InvalidationListener, TtlCache
 from gateway.config import Settings
 from gateway.errors import ConfigError
 from gateway.handlers.registry import HandlerDependencies, create_registry
-from gateway.journal.writer import JournalWriter
+from gateway.journal.redact import RedactionPolicy
+from gateway.journal.writer import JournalOptions, JournalWriter
+from gateway.metrics import GatewayMetrics
 from gateway.middlewares import request_middleware, stamp_response
 from gateway.store.records import ApiKeyRecord, ClientRecord
 from gateway.store.repositories import ApiKeyRepository, ClientRepository, DomainRepository
@@ -45,6 +47,7 @@ def create_app(settings: Settings, secret: str) -> web.Application:
         raise ConfigError("create_app needs settings.redis_url (serve starts an embedded Redis)")
     app = web.Application(middlewares=[request_middleware], client_max_size=settings.max_body_bytes)
     app[appkeys.SETTINGS] = settings
+    app[appkeys.METRICS] = GatewayMetrics()
     app[appkeys.SECRET] = secret
     app[appkeys.TRUSTED_PROXIES] = parse_trusted_proxies(settings.trusted_proxies)
     app.on_response_prepare.append(stamp_response)
@@ -106,7 +109,21 @@ async def _tenancy_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _journal_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[appkeys.SETTINGS]
-    writer = JournalWriter(app[appkeys.REDIS], max_records=settings.journal_max_records)
+    options = JournalOptions(
+        policy=RedactionPolicy.from_settings(
+            settings.journal_redact_headers, settings.journal_redact_paths
+        ),
+        capture_limit=settings.journal_capture_bytes,
+        max_records=settings.journal_max_records,
+        retention=settings.journal_retention,
+        queue_size=settings.journal_queue_size,
+        persist=settings.journal_enabled,
+    )
+    metrics = app[appkeys.METRICS]
+    writer = JournalWriter(
+        app[appkeys.REDIS], settings.var_path / "journal", options, on_record=metrics.observe
+    )
+    metrics.watch_journal(writer.counters)
     app[appkeys.JOURNAL] = writer
     writer.start()
     yield

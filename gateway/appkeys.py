@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from gateway.auth import KeyVerifier
 from gateway.config import Settings
 from gateway.journal.writer import JournalWriter
+from gateway.metrics import GatewayMetrics
 from gateway.protocols import Provider
 from gateway.tenancy import TenantResolver
 
@@ -25,3 +26,6 @@ PROVIDERS = web.AppKey("providers", dict[str, Provider])
 RESOLVER = web.AppKey("resolver", TenantResolver)
 VERIFIER = web.AppKey("verifier", KeyVerifier)
 JOURNAL = web.AppKey("journal", JournalWriter)
+METRICS = web.AppKey("metrics", GatewayMetrics)
+ADMIN_TOKEN = web.AppKey("admin_token", str)
+ADMIN_REDIS = web.AppKey("admin_redis", Redis)

@@ -21,11 +21,15 @@ from redis.exceptions import RedisError
 
 from gateway import __version__
 from gateway.app import create_redis
-from gateway.config import Settings, load_settings, resolve_secret
+from gateway.config import Settings, load_settings, read_or_create_token, resolve_secret
+from gateway.demo import DEMO_ADMIN_TOKEN_FILE
 from gateway.domains import add_domain, challenge_name, challenge_value, verify_domain
 from gateway.errors import GatewayError, InvalidRequestError
 from gateway.handlers.registry import provider_names
+from gateway.journal.cli import add_journal_commands
 from gateway.keys_service import issue_key
+from gateway.plugins.cli import add_plugin_commands
+from gateway.policy_cli import add_policy_arguments, apply_policy_arguments
 from gateway.server import redis_for, serve
 from gateway.store.records import ClientRecord
 from gateway.store.repositories import ApiKeyRepository, ClientRepository, DomainRepository
@@ -83,8 +87,8 @@ async def clients_add(args: argparse.Namespace, settings: Settings, redis: Redis
         raise InvalidRequestError(
             f"unknown provider {args.provider!r}; installed: {', '.join(provider_names())}"
         )
-    if args.provider == "openai" and not args.upstream_url:
-        raise InvalidRequestError("provider 'openai' needs --upstream-url")
+    if args.provider in ("openai", "azure") and not args.upstream_url:
+        raise InvalidRequestError(f"provider {args.provider!r} needs --upstream-url")
     record = ClientRecord(
         account=args.account,
         name=args.name,
@@ -94,9 +98,19 @@ async def clients_add(args: argparse.Namespace, settings: Settings, redis: Redis
         upstream_key=args.upstream_key or "",
         cors_origins=tuple(args.cors_origin or ()),
     )
+    record = apply_policy_arguments(record, args)
     await ClientRepository(redis).add(record)
     data = record.public_dict(settings.api_domain)
     emit(args, data, "added " + _client_text(data))
+
+
+async def clients_update(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
+    repository = ClientRepository(redis)
+    record = await repository.require(args.account, args.name)
+    record = apply_policy_arguments(record, args)
+    await repository.put(record)
+    data = record.public_dict(settings.api_domain)
+    emit(args, data, "updated " + _client_text(data))
 
 
 async def clients_list(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
@@ -230,7 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     secret_source.add_argument("--upstream-key", help="store the upstream key in Redis (less safe)")
     add.add_argument("--cors-origin", action="append", metavar="ORIGIN", help="repeatable")
+    add_policy_arguments(add)
     _command(add, clients_add)
+    update = clients.add_parser("update", help="change a client's settings and policy")
+    update.add_argument("name", type=client_arg)
+    update.add_argument("--account", type=account_arg, required=True)
+    add_policy_arguments(update)
+    _command(update, clients_update)
     listing = clients.add_parser("list", help="list clients")
     listing.add_argument("--account", type=account_arg)
     _command(listing, clients_list)
@@ -279,6 +299,21 @@ def build_parser() -> argparse.ArgumentParser:
     dremove = domains.add_parser("remove", help="release a hostname")
     dremove.add_argument("hostname")
     _command(dremove, domains_remove)
+
+    add_journal_commands(
+        groups,
+        _command,
+        account_arg=account_arg,
+        client_arg=client_arg,
+        duration_arg=duration_arg,
+    )
+
+    def plugin_target(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--account", type=account_arg, required=True)
+        sub.add_argument("--client", type=client_arg, required=True)
+        sub.set_defaults(emit=emit)
+
+    add_plugin_commands(groups, plugin_target, _command)
     return parser
 
 
@@ -289,6 +324,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
         if value is not None
     }
     settings = settings.replace(**overrides)
+    if args.demo and not settings.admin_token:
+        # The demo opens the dashboard too, with a private token kept beside the secret.
+        token = read_or_create_token(settings.var_path / DEMO_ADMIN_TOKEN_FILE, create=True)
+        settings = settings.replace(admin_token=token or "")
     serve(settings, resolve_secret(settings, create=args.demo), demo=args.demo)
 
 

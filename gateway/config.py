@@ -34,12 +34,24 @@ class Settings:
     secret: str = ""
     upstream_timeout: float = 600.0
     upstream_connect_timeout: float = 10.0
+    upstream_retries: int = 2
+    upstream_backoff: float = 0.25
+    upstream_backoff_max: float = 8.0
+    upstream_retry_after_max: float = 30.0
     max_body_bytes: int = 4 * 1024 * 1024
     trusted_proxies: str = ""
     var_dir: str = "var"
     cache_ttl: float = 5.0
     journal_enabled: bool = True
     journal_max_records: int = 1_000_000
+    journal_retention: float = 604800.0
+    journal_capture_bytes: int = 1024 * 1024
+    journal_queue_size: int = 100_000
+    journal_redact_headers: str = ""
+    journal_redact_paths: str = ""
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 8081
+    admin_token: str = ""
     log_level: str = "info"
     access_log: bool = True
 
@@ -108,8 +120,30 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("max_body_bytes must be at least 1024")
     if settings.upstream_timeout <= 0 or settings.upstream_connect_timeout <= 0:
         raise ConfigError("upstream timeouts must be positive")
+    if settings.journal_capture_bytes < 0 or settings.journal_queue_size < 1:
+        raise ConfigError("journal_capture_bytes must be >= 0 and journal_queue_size >= 1")
+    if not 0 <= settings.admin_port <= 65535:
+        raise ConfigError(f"admin_port {settings.admin_port} is out of range")
+    if settings.upstream_retries < 0 or settings.upstream_backoff < 0:
+        raise ConfigError("upstream_retries and upstream_backoff must not be negative")
     if not settings.api_domain or settings.api_domain != settings.api_domain.lower():
         raise ConfigError("api_domain must be a non-empty lower-case domain")
+
+
+def read_or_create_token(path: Path, *, create: bool) -> str | None:
+    """A private random token kept in `path` (mode 0600): read it, or make it when asked."""
+    if path.is_file():
+        value = path.read_text(encoding="utf-8").strip()
+        if value:
+            return value
+    if not create:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(value + "\n")
+    return value
 
 
 def resolve_secret(settings: Settings, *, create: bool = False) -> str:
@@ -117,18 +151,10 @@ def resolve_secret(settings: Settings, *, create: bool = False) -> str:
     if settings.secret:
         return settings.secret
     secret_file = settings.var_path / SECRET_FILE_NAME
-    if secret_file.is_file():
-        value = secret_file.read_text(encoding="utf-8").strip()
-        if value:
-            return value
-    if not create:
+    value = read_or_create_token(secret_file, create=create)
+    if value is None:
         raise ConfigError(
             f"no key-hashing secret: set GATEWAY_SECRET or create {secret_file} "
             "(`make run` creates one)"
         )
-    secret_file.parent.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(32)
-    fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(value + "\n")
     return value

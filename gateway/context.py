@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.auth import UserProfile
+from gateway.journal.capture import StreamCapture
 from gateway.store.records import ClientRecord
 
 
@@ -34,6 +35,11 @@ class RequestContext:
     outcome: str | None = None
     error: dict[str, Any] | None = None
     chunks: int = 0
+    #: The SSE bytes relayed so far, for the journal (set when a stream starts).
+    capture: StreamCapture | None = None
+    #: One entry per upstream attempt (fallbacks, retries) and per managed-mode model call.
+    attempts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    hops: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def elapsed_ms(self, since: float | None = None) -> float:
         return (time.perf_counter() - (since or self.started)) * 1000.0

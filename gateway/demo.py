@@ -23,6 +23,7 @@ DEMO_ACCOUNT = "0000-0000-0000"
 DEMO_CLIENT = "demo"
 DEMO_KEY_NAME = "demo"
 DEMO_KEY_FILE = "demo.key"
+DEMO_ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105 - a file name
 
 
 async def ensure_demo_tenant(redis: Redis, settings: Settings, secret: str) -> tuple[str, str]:
@@ -59,7 +60,9 @@ def _write_private(path: Path, text: str) -> None:
         handle.write(text + "\n")
 
 
-def demo_instructions(hostname: str, key: str, host: str, port: int) -> str:
+def demo_instructions(
+    hostname: str, key: str, host: str, port: int, dashboard: str | None = None
+) -> str:
     """What `make run` prints: a curl command and an openai SDK snippet, both runnable as is."""
     body = '{"model": "echo-1", "messages": [{"role": "user", "content": "Hello, gateway!"}]}'
     return f"""
@@ -82,4 +85,4 @@ Python, with the openai SDK (Python's resolver does not know *.localhost, so con
   reply = client.chat.completions.create(
       model="echo-1", messages=[{{"role": "user", "content": "Hello, gateway!"}}])
   print(reply.choices[0].message.content)
-"""
+""" + (f"\nDashboard (admin port): {dashboard}\n" if dashboard else "")

@@ -32,7 +32,13 @@ log = structlog.get_logger("gateway.access")
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 #: Status code to journal outcome when the code path did not name one.
-_OUTCOMES = {401: "auth_failed", 403: "auth_failed", 404: "not_found", 499: "client_disconnected"}
+_OUTCOMES = {
+    401: "auth_failed",
+    403: "auth_failed",
+    404: "not_found",
+    429: "rate_limited",
+    499: "client_disconnected",
+}
 
 
 def request_id_for(incoming: str | None) -> str:
@@ -107,18 +113,22 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         error = GatewayError("the gateway failed to handle this request")
         ctx.error = error.to_body()["error"]
         response = error_response(error)
-    finish(request, ctx, response.status)
+    finish(request, ctx, response.status, response)
     return response
 
 
-def finish(request: web.Request, ctx: RequestContext, status: int) -> None:
-    """Journal the request and write its access-log line."""
+def finish(
+    request: web.Request,
+    ctx: RequestContext,
+    status: int,
+    response: web.StreamResponse | None = None,
+) -> None:
+    """Journal the request (the writer also feeds /metrics) and write its access-log line."""
     finished = time.perf_counter()
     if ctx.outcome is None:
         ctx.outcome = outcome_for(status)
     app = request.app
-    if app[appkeys.SETTINGS].journal_enabled:
-        app[appkeys.JOURNAL].submit(build_record(request, ctx, status, finished))
+    app[appkeys.JOURNAL].submit(build_record(request, ctx, status, finished, response))
     if app[appkeys.SETTINGS].access_log:
         log.info(
             "request_handled",

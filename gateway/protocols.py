@@ -42,6 +42,24 @@ class ModelsProtocol(Protocol):
     ) -> OpenAICompatibleChatCompletionResponseType: ...
 
 
+class ChatHandlerProtocol(Protocol):
+    """Serve a managed client's chat completion (`docs/managed.md`).
+
+    `prompt` is the latest user message's text (what plugins are selected by), `data` the
+    request body after the client's policy, `plugins` the plugins selected for this request
+    (`gateway.plugins.manifest.Plugin`), `functions` their function names.
+    """
+
+    async def __call__(
+        self,
+        user_profile: UserProfile,
+        prompt: str,
+        data: dict[str, Any],
+        plugins: list[Any] | None,
+        functions: list[str] | None,
+    ) -> OpenAICompatibleChatCompletionResponseType: ...
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Provider:
     """The handlers one provider name stands for (the registry's values)."""
@@ -49,3 +67,8 @@ class Provider:
     name: str
     chat_completions: OpenAICompatiblePassthroughProtocol
     models: ModelsProtocol
+    #: Further OpenAI endpoints, for providers that serve them (None: the gateway answers
+    #: 400 `endpoint_not_supported`). Same signature as `chat_completions`.
+    completions: OpenAICompatiblePassthroughProtocol | None = None
+    embeddings: OpenAICompatiblePassthroughProtocol | None = None
+    responses: OpenAICompatiblePassthroughProtocol | None = None

@@ -19,6 +19,8 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from gateway import appkeys
+from gateway.admin.app import create_admin_app
 from gateway.app import create_app, create_redis
 from gateway.config import Settings
 from gateway.demo import demo_instructions, ensure_demo_tenant
@@ -44,12 +46,37 @@ def display_host(host: str) -> str:
     return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104
 
 
+async def start_admin(settings: Settings, app: web.Application) -> web.AppRunner | None:
+    """The admin port beside the main site, when an admin token is configured."""
+    if not settings.admin_token:
+        log.warning(
+            "admin_port_disabled",
+            reason="GATEWAY_ADMIN_TOKEN is not set; the admin API, /metrics and the dashboard "
+            "are off",
+        )
+        return None
+    runner = web.AppRunner(create_admin_app(settings, app[appkeys.METRICS]), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, settings.admin_host, settings.admin_port).start()
+    log.info(
+        "admin_listening",
+        url=f"http://{display_host(settings.admin_host)}:{settings.admin_port}/admin/",
+    )
+    return runner
+
+
 async def serve_app(
-    settings: Settings, secret: str, *, reuse_port: bool, on_ready: Callable[[int], None]
+    settings: Settings,
+    secret: str,
+    *,
+    reuse_port: bool,
+    on_ready: Callable[[int], None],
+    admin: bool = True,
 ) -> None:
     app = create_app(settings, secret)
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
     await runner.setup()
+    admin_runner = await start_admin(settings, app) if admin else None
     site = web.TCPSite(
         runner,
         settings.host,
@@ -68,6 +95,8 @@ async def serve_app(
     on_ready(port)
     await stop.wait()
     log.info("gateway_stopping")
+    if admin_runner is not None:
+        await admin_runner.cleanup()
     await runner.cleanup()
     log.info("gateway_stopped")
 
@@ -75,7 +104,10 @@ async def serve_app(
 def _worker_main(settings: Settings, secret: str, index: int) -> None:
     configure_logging(settings.log_level)
     structlog.contextvars.bind_contextvars(worker=index)
-    run_async(serve_app(settings, secret, reuse_port=True, on_ready=lambda _port: None))
+    # Only worker 0 serves the admin port (its /metrics are that worker's; docs/journal.md).
+    run_async(
+        serve_app(settings, secret, reuse_port=True, on_ready=lambda _port: None, admin=index == 0)
+    )
 
 
 def _run_workers(settings: Settings, secret: str) -> None:
@@ -143,4 +175,8 @@ def _prepare_demo(settings: Settings, secret: str) -> str:
             await redis.aclose()
 
     hostname, key = asyncio.run(prepare())
-    return demo_instructions(hostname, key, display_host(settings.host), settings.port)
+    dashboard = None
+    if settings.admin_token:
+        host = display_host(settings.admin_host)
+        dashboard = f"http://{host}:{settings.admin_port}/admin/#token={settings.admin_token}"
+    return demo_instructions(hostname, key, display_host(settings.host), settings.port, dashboard)

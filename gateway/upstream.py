@@ -16,9 +16,11 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from gateway import appkeys
 from gateway.config import Settings
 from gateway.context import RequestContext
 from gateway.errors import UpstreamError, UpstreamTimeoutError
+from gateway.journal.capture import StreamCapture, UsageChunkFilter
 
 #: Never copied in either direction (RFC 9110 §7.6.1, plus what aiohttp recomputes).
 HOP_BY_HOP = frozenset(
@@ -177,6 +179,10 @@ async def _relay_stream(
     response = web.StreamResponse(status=upstream.status, headers=headers)
     response.content_type = "text/event-stream"
     await response.prepare(request)
+    if ctx.capture is None:
+        ctx.capture = StreamCapture(request.app[appkeys.SETTINGS].journal_capture_bytes)
+    capture = ctx.capture
+    hide = UsageChunkFilter() if capture.usage_hidden else None
     chunks = upstream.content.iter_any()
     while True:
         try:
@@ -189,6 +195,11 @@ async def _relay_stream(
         if ctx.first_byte_at is None:
             ctx.first_byte_at = time.perf_counter()
         ctx.chunks += 1
+        capture.add(data)
+        if hide is not None:
+            data = hide.feed(data)
+            if not data:
+                continue
         try:
             await response.write(data)
         except ConnectionResetError:  # aiohttp's ClientConnectionResetError included
@@ -197,6 +208,8 @@ async def _relay_stream(
             return response
     ctx.upstream_finished = time.perf_counter()
     with contextlib.suppress(ConnectionResetError):
+        if hide is not None and (rest := hide.flush()):
+            await response.write(rest)
         await response.write_eof()
     return response
 

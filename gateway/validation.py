@@ -82,3 +82,16 @@ def validate_chat_request(data: dict[str, Any]) -> tuple[str, bool]:
     if stream is not None and not isinstance(stream, bool):
         raise InvalidRequestError("'stream' must be a boolean", param="stream")
     return model, stream is True
+
+
+def validate_model_request(data: dict[str, Any], required: tuple[str, ...]) -> tuple[str, bool]:
+    """`/v1/completions`, `/v1/embeddings`, `/v1/responses`: a model, the endpoint's required
+    fields, and a boolean `stream`; return (model, stream). The upstream checks the rest."""
+    model = _require_string(data, "model")
+    for name in required:
+        if data.get(name) is None:
+            raise InvalidRequestError(f"you must provide a {name} parameter", param=name)
+    stream = data.get("stream", False)
+    if stream is not None and not isinstance(stream, bool):
+        raise InvalidRequestError("'stream' must be a boolean", param="stream")
+    return model, stream is True

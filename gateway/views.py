@@ -17,14 +17,18 @@ from gateway import appkeys
 from gateway.auth import presented_key
 from gateway.context import RequestContext, context_of
 from gateway.errors import (
+    InvalidRequestError,
     MethodNotAllowedError,
+    NotFoundError,
     PermissionDeniedError,
     ServiceUnavailableError,
 )
+from gateway.handlers.managed import managed_chat
 from gateway.middlewares import origin_allowed
+from gateway.policy import Endpoint, alias_listing, apply_policy
 from gateway.protocols import OpenAICompatibleChatCompletionResponseType, Provider
 from gateway.store.records import ClientRecord
-from gateway.validation import read_json_object, validate_chat_request
+from gateway.validation import read_json_object, validate_chat_request, validate_model_request
 
 _PREFLIGHT_MAX_AGE = "600"
 
@@ -77,18 +81,67 @@ def render(result: OpenAICompatibleChatCompletionResponseType) -> web.StreamResp
     return web.Response(body=orjson.dumps(result), content_type="application/json")
 
 
+def apply_client_policy(
+    ctx: RequestContext, endpoint: Endpoint, data: dict[str, Any]
+) -> dict[str, Any]:
+    """The client's policy on this body; the raw bytes go upstream only when nothing changed."""
+    assert ctx.client is not None
+    rewritten = apply_policy(ctx.client.policy, endpoint, data)
+    if rewritten is None:
+        return data
+    ctx.raw_body = b""  # the handler serialises the rewritten `data` instead
+    return rewritten
+
+
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     ctx, provider = await identify(request)
     raw, data = await read_json_object(request, request.app[appkeys.SETTINGS].max_body_bytes)
     ctx.raw_body = raw
     ctx.model, ctx.stream = validate_chat_request(data)
+    data = apply_client_policy(ctx, "chat", data)
     assert ctx.user is not None
+    if ctx.client is not None and ctx.client.policy.mode == "managed":
+        return render(await managed_chat(request, data))
     return render(await provider.chat_completions(request, ctx.user, data))
+
+
+async def _model_endpoint(
+    request: web.Request, endpoint: Endpoint, required: tuple[str, ...]
+) -> web.StreamResponse:
+    """The endpoints beyond chat: same tenancy, auth, policy and journal, own handler."""
+    ctx, provider = await identify(request)
+    handler = getattr(provider, endpoint)
+    if handler is None:
+        raise InvalidRequestError(
+            f"{request.path} is not served for this client (provider {provider.name!r})",
+            code="endpoint_not_supported",
+        )
+    raw, data = await read_json_object(request, request.app[appkeys.SETTINGS].max_body_bytes)
+    ctx.raw_body = raw
+    ctx.model, ctx.stream = validate_model_request(data, required)
+    data = apply_client_policy(ctx, endpoint, data)
+    assert ctx.user is not None
+    return render(await handler(request, ctx.user, data))
+
+
+async def completions(request: web.Request) -> web.StreamResponse:
+    return await _model_endpoint(request, "completions", ("prompt",))
+
+
+async def embeddings(request: web.Request) -> web.StreamResponse:
+    return await _model_endpoint(request, "embeddings", ("input",))
+
+
+async def responses(request: web.Request) -> web.StreamResponse:
+    return await _model_endpoint(request, "responses", ())
 
 
 async def models(request: web.Request) -> web.StreamResponse:
     ctx, provider = await identify(request)
     assert ctx.user is not None
+    assert ctx.client is not None
+    if ctx.client.policy.aliases:
+        return render(alias_listing(ctx.client.policy))
     return render(await provider.models(request, ctx.user))
 
 
@@ -118,6 +171,27 @@ async def preflight(request: web.Request) -> web.StreamResponse:
     return web.Response(status=204, headers=headers)
 
 
+async def fallback(request: web.Request) -> web.StreamResponse:
+    """Everything under /v1 that no other route takes: CORS preflights, wrong methods, 404s."""
+    if request.method == "OPTIONS":
+        return await preflight(request)
+    own = request.match_info.route.resource
+    allowed = sorted(
+        route.method
+        for resource in request.app.router.resources()
+        if resource is not own and resource.canonical == request.path
+        for route in resource
+    )
+    if allowed:
+        raise MethodNotAllowedError(
+            f"method {request.method} is not allowed on {request.path}; use {', '.join(allowed)}",
+            headers={"Allow": ", ".join(allowed)},
+        )
+    raise NotFoundError(
+        f"unknown request URL: {request.method} {request.path[:200]}", code="unknown_url"
+    )
+
+
 async def healthz(request: web.Request) -> web.StreamResponse:
     return web.json_response({"status": "ok"}, dumps=_dumps)
 
@@ -138,7 +212,14 @@ def add_routes(app: web.Application) -> None:
     router = app.router
     router.add_post("/v1/chat/completions", chat_completions)
     router.add_get("/v1/chat/completions", use_post, allow_head=False)
+    for path, view in (
+        ("/v1/completions", completions),
+        ("/v1/embeddings", embeddings),
+        ("/v1/responses", responses),
+    ):
+        router.add_post(path, view)
+        router.add_get(path, use_post, allow_head=False)
     router.add_get("/v1/models", models)
-    router.add_route("OPTIONS", "/v1/{tail:.*}", preflight)
     router.add_get("/healthz", healthz)
     router.add_get("/readyz", readyz)
+    router.add_route("*", "/v1/{tail:.*}", fallback)  # last: only what nothing else matched

@@ -21,6 +21,7 @@ from gateway.keys_service import issue_key
 from gateway.redis_server import EmbeddedRedis
 from gateway.store.records import ClientRecord
 from gateway.store.repositories import ApiKeyRepository, ClientRepository
+from tests.journal_helpers import validate_all_records
 from tests.upstream_server import UPSTREAM_KEY, UpstreamServer
 
 TEST_SECRET = "test-hmac-secret"
@@ -48,6 +49,14 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = server.start()
     yield url
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _journal_records_match_schema(redis_url: str) -> Iterator[None]:
+    """After every test (its apps closed, so their journals flushed), every record the test left
+    in the journal must match docs/journal.schema.json."""
+    yield
+    validate_all_records(redis_url)
 
 
 @pytest.fixture

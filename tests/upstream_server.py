@@ -7,13 +7,18 @@ It answers by the request's `model`, so one server covers every behaviour:
 - `error-429` / `error-400`: an OpenAI-shaped error with that status;
 - `error-500-html`: an HTML 500 page, which the gateway must not pass off as OpenAI's;
 - `break-stream`: sends one chunk, then drops the connection.
-Every request is recorded (method, path, headers, raw body) for assertions.
+`failures` is a queue of failures for the next POSTs, whatever their model: `429` (with
+`Retry-After: retry_after` when set), `500`, `503` (OpenAI-shaped), `html-502`, `slow` (waits
+`slow_seconds`), `drop` (closes the connection without answering).
+Every request is recorded (method, path, headers, raw body, arrival time) for assertions.
+`/v1/completions`, `/v1/embeddings`, `/v1/responses` and Azure's deployment URLs answer too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from typing import Any
 
 import orjson
@@ -28,6 +33,8 @@ class SeenRequest:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = dataclasses.field(default_factory=time.monotonic)
+    query: str = ""
 
     @property
     def json(self) -> Any:
@@ -53,7 +60,7 @@ def completion(model: str, content: str = "Hello from upstream") -> dict[str, An
     }
 
 
-def stream_chunks(model: str, words: list[str]) -> list[bytes]:
+def stream_chunks(model: str, words: list[str], *, usage: bool = False) -> list[bytes]:
     base = {"id": "chatcmpl-upstream-s", "object": "chat.completion.chunk", "created": 1700000000}
     chunks = [
         {
@@ -73,7 +80,129 @@ def stream_chunks(model: str, words: list[str]) -> list[bytes]:
     chunks.append(
         {**base, "model": model, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
     )
+    if usage:  # stream_options.include_usage: one last chunk with no choices
+        counts = {"prompt_tokens": 7, "completion_tokens": len(words)}
+        counts["total_tokens"] = counts["prompt_tokens"] + counts["completion_tokens"]
+        chunks.append({**base, "model": model, "choices": [], "usage": counts})
     return [b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks] + [b"data: [DONE]\n\n"]
+
+
+def text_completion(model: str) -> dict[str, Any]:
+    return {
+        "id": "cmpl-upstream-1",
+        "object": "text_completion",
+        "created": 1700000000,
+        "model": model,
+        "choices": [{"text": " world", "index": 0, "logprobs": None, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
+
+
+def completion_text_chunks(model: str) -> list[bytes]:
+    chunks = [
+        {
+            **text_completion(model),
+            "choices": [{"text": t, "index": 0, "logprobs": None, "finish_reason": None}],
+        }
+        for t in (" wor", "ld")
+    ]
+    return [b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks] + [b"data: [DONE]\n\n"]
+
+
+def embedding_reply(model: str, data: dict[str, Any]) -> dict[str, Any]:
+    inputs = data.get("input")
+    count = len(inputs) if isinstance(inputs, list) else 1
+    return {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]} for i in range(count)
+        ],
+        "model": model,
+        "usage": {"prompt_tokens": count, "total_tokens": count},
+    }
+
+
+def response_object(model: str, text: str = "Hi from responses") -> dict[str, Any]:
+    return {
+        "id": "resp_upstream_1",
+        "object": "response",
+        "created_at": 1700000000,
+        "status": "completed",
+        "model": model,
+        "output": [
+            {
+                "type": "message",
+                "id": "msg_1",
+                "status": "completed",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": text, "annotations": []}],
+            }
+        ],
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "usage": {
+            "input_tokens": 3,
+            "output_tokens": 4,
+            "total_tokens": 7,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": 0},
+        },
+    }
+
+
+def response_events(model: str) -> list[bytes]:
+    final = response_object(model)
+    events = [
+        (
+            "response.created",
+            {
+                "type": "response.created",
+                "sequence_number": 0,
+                "response": {**final, "status": "in_progress", "output": []},
+            },
+        ),
+        (
+            "response.output_text.delta",
+            {
+                "type": "response.output_text.delta",
+                "sequence_number": 1,
+                "item_id": "msg_1",
+                "output_index": 0,
+                "content_index": 0,
+                "delta": "Hi from responses",
+                "logprobs": [],
+            },
+        ),
+        (
+            "response.completed",
+            {"type": "response.completed", "sequence_number": 2, "response": final},
+        ),
+    ]
+    return [
+        b"event: " + name.encode() + b"\ndata: " + orjson.dumps(body) + b"\n\n"
+        for name, body in events
+    ]
+
+
+def tool_caller_reply(data: dict[str, Any]) -> dict[str, Any]:
+    """Model `tool-caller`: calls each offered tool in turn, one per request (arguments
+    `{"city": "Paris"}`), then answers with every tool result joined by " | "."""
+    results = [m["content"] for m in data["messages"] if m.get("role") == "tool"]
+    tools = data.get("tools") or []
+    reply = completion("tool-caller", "answer: " + " | ".join(results))
+    if data.get("tool_choice") != "none" and len(results) < len(tools):
+        name = tools[len(results)]["function"]["name"]
+        call = {
+            "id": f"call_{len(results)}",
+            "type": "function",
+            "function": {"name": name, "arguments": orjson.dumps({"city": "Paris"}).decode()},
+        }
+        message = {"role": "assistant", "content": None, "tool_calls": [call], "refusal": None}
+        reply["choices"] = [
+            {"index": 0, "message": message, "logprobs": None, "finish_reason": "tool_calls"}
+        ]
+    return reply
 
 
 class UpstreamServer:
@@ -86,6 +215,8 @@ class UpstreamServer:
         self.first_chunk_sent = asyncio.Event()
         self.disconnected = asyncio.Event()
         self.words = ["Hello", " from", " the", " stream"]
+        self.failures: list[str] = []
+        self.retry_after: str | None = None
 
     def release(self) -> None:
         self.released.set()
@@ -94,7 +225,61 @@ class UpstreamServer:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_get("/v1/models", self.models)
+        app.router.add_post("/v1/completions", self.other)
+        app.router.add_post("/v1/embeddings", self.other)
+        app.router.add_post("/v1/responses", self.other)
+        app.router.add_post("/openai/deployments/{deployment}/chat/completions", self.chat)
+        app.router.add_post("/openai/deployments/{deployment}/{kind}", self.other)
+        app.router.add_post("/openai/responses", self.other)
+        app.router.add_get("/openai/models", self.models)
         return app
+
+    async def _failure(self, request: web.Request) -> web.StreamResponse | None:
+        if not self.failures:
+            return None
+        failure = self.failures.pop(0)
+        if failure == "drop":
+            assert request.transport is not None
+            request.transport.close()
+            raise asyncio.CancelledError
+        if failure == "slow":
+            await asyncio.sleep(self.slow_seconds)
+            return None
+        if failure == "html-502":
+            return web.Response(
+                status=502, text="<html>bad gateway</html>", content_type="text/html"
+            )
+        status = int(failure)
+        headers = {"Retry-After": self.retry_after} if status == 429 and self.retry_after else {}
+        body = {"error": {"message": f"failure {status}", "type": "t", "param": None, "code": None}}
+        return web.json_response(body, status=status, headers=headers)
+
+    async def other(self, request: web.Request) -> web.StreamResponse:
+        """Completions, embeddings, responses: a minimal well-formed reply of each kind."""
+        seen = await self._record(request)
+        failed = await self._failure(request)
+        if failed is not None:
+            return failed
+        data = seen.json
+        model = data.get("model", "")
+        kind = request.match_info.get("kind") or request.path.rsplit("/", 1)[-1]
+        if kind == "embeddings":
+            return web.json_response(embedding_reply(model, data))
+        if kind == "completions":
+            if data.get("stream"):
+                return await self._stream_events(request, completion_text_chunks(model))
+            return web.json_response(text_completion(model))
+        if data.get("stream"):
+            return await self._stream_events(request, response_events(model))
+        return web.json_response(response_object(model))
+
+    async def _stream_events(self, request: web.Request, events: list[bytes]) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for event in events:
+            await response.write(event)
+        await response.write_eof()
+        return response
 
     async def _record(self, request: web.Request) -> SeenRequest:
         seen = SeenRequest(
@@ -102,6 +287,7 @@ class UpstreamServer:
             path=request.path,
             headers=dict(request.headers),
             body=await request.read(),
+            query=request.query_string,
         )
         self.seen.append(seen)
         return seen
@@ -117,6 +303,9 @@ class UpstreamServer:
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         seen = await self._record(request)
+        failed = await self._failure(request)
+        if failed is not None:
+            return failed
         data = seen.json
         model = data.get("model", "")
         if model.startswith("error-") and model[6:9].isdigit() and not model.endswith("html"):
@@ -134,16 +323,21 @@ class UpstreamServer:
             )
         if model == "error-500-html":
             return web.Response(status=500, text="<html>oops</html>", content_type="text/html")
+        if model == "tool-caller":
+            return web.json_response(tool_caller_reply(data))
         if model == "slow":
             await asyncio.sleep(self.slow_seconds)
         if data.get("stream"):
-            return await self._stream(request, model)
+            options = data.get("stream_options") or {}
+            return await self._stream(request, model, usage=options.get("include_usage") is True)
         return web.json_response(completion(model), headers={"x-request-id": "upstream-req-1"})
 
-    async def _stream(self, request: web.Request, model: str) -> web.StreamResponse:
+    async def _stream(
+        self, request: web.Request, model: str, *, usage: bool = False
+    ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        chunks = stream_chunks(model, self.words)
+        chunks = stream_chunks(model, self.words, usage=usage)
         try:
             for index, chunk in enumerate(chunks):
                 await response.write(chunk)

@@ -17,6 +17,7 @@ from aiohttp import web
 from gateway.auth import UserProfile
 from gateway.context import context_of
 from gateway.handlers.registry import HandlerDependencies
+from gateway.journal.capture import StreamCapture, wants_usage
 from gateway.protocols import (
     ChatCompletionPayload,
     OpenAICompatibleChatCompletionResponseType,
@@ -108,6 +109,9 @@ def echo_chunks(data: dict[str, Any], created: int) -> list[dict[str, Any]]:
 
 
 class EchoHandler:
+    def __init__(self, capture_limit: int) -> None:
+        self.capture_limit = capture_limit
+
     async def chat_completions(
         self, request: web.Request, user_profile: UserProfile, data: dict[str, Any]
     ) -> OpenAICompatibleChatCompletionResponseType:
@@ -115,6 +119,7 @@ class EchoHandler:
         if data.get("stream") is not True:
             return echo_completion(data, created)
         ctx = context_of(request)
+        capture = ctx.capture = StreamCapture(self.capture_limit)
         response = web.StreamResponse(headers={"Cache-Control": "no-cache"})
         response.content_type = "text/event-stream"
         await response.prepare(request)
@@ -122,7 +127,13 @@ class EchoHandler:
             if ctx.first_byte_at is None:
                 ctx.first_byte_at = time.perf_counter()
             ctx.chunks += 1
-            await response.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
+            event = b"data: " + orjson.dumps(chunk) + b"\n\n"
+            capture.add(event)
+            await response.write(event)
+        if not wants_usage(data):  # the journal keeps usage the client did not ask for
+            capture.usage_hidden = True
+            hidden = {"choices": [], "usage": _usage(data, echo_reply(data))}
+            capture.add(b"data: " + orjson.dumps(hidden) + b"\n\n")
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
@@ -140,5 +151,5 @@ class EchoHandler:
 
 
 def create_echo_handler(deps: HandlerDependencies) -> Provider:
-    handler = EchoHandler()
+    handler = EchoHandler(deps.settings.journal_capture_bytes)
     return Provider(name="echo", chat_completions=handler.chat_completions, models=handler.models)

@@ -1,87 +1,151 @@
 """The `openai` provider: a passthrough to any OpenAI-compatible upstream.
 
 The request body goes out byte for byte as the tenant sent it (unless a policy rewrote it);
-the gateway injects the upstream key and drops the tenant's credentials and hop-by-hop headers.
+the gateway injects the upstream key and the policy's extra headers, and drops the tenant's
+credentials and hop-by-hop headers. The client's upstream is tried first, then its policy's
+fallbacks (`gateway.retries`). `azure` subclasses this with another URL shape and header.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
 import aiohttp
 import orjson
 from aiohttp import web
+from multidict import CIMultiDict
 
 from gateway.auth import UserProfile
+from gateway.config import Settings
 from gateway.context import context_of
 from gateway.errors import UpstreamError
 from gateway.handlers.registry import HandlerDependencies
+from gateway.journal.capture import StreamCapture, wants_usage
+from gateway.policy import UpstreamTarget
 from gateway.protocols import OpenAICompatibleChatCompletionResponseType, Provider
+from gateway.retries import RetrySettings, Target, send
 from gateway.store.records import ClientRecord
-from gateway.upstream import forward_request_headers, relay, upstream_errors
+from gateway.upstream import forward_request_headers
 
 
-def upstream_key(client: ClientRecord) -> str | None:
+def resolve_key(key_env: str, key: str) -> str | None:
     """The key to present upstream: from the named environment variable, else the stored one."""
-    if client.upstream_key_env:
-        value = os.environ.get(client.upstream_key_env)
+    if key_env:
+        value = os.environ.get(key_env)
         if not value:
             raise UpstreamError(
-                f"the gateway has no upstream key for this client: variable "
-                f"{client.upstream_key_env} is not set",
+                f"the gateway has no upstream key for this client: variable {key_env} is not set",
                 code="upstream_key_missing",
             )
         return value
-    return client.upstream_key or None
+    return key or None
+
+
+def upstream_key(client: ClientRecord) -> str | None:
+    return resolve_key(client.upstream_key_env, client.upstream_key)
+
+
+def upstreams_of(client: ClientRecord) -> list[UpstreamTarget]:
+    """The client's own upstream, then its fallbacks, in the order they are tried."""
+    if not client.upstream_url:
+        raise UpstreamError("this client has no upstream URL", code="upstream_not_configured")
+    own = UpstreamTarget(client.upstream_url, client.upstream_key_env, client.upstream_key)
+    return [own, *client.policy.fallbacks]
 
 
 class OpenAIPassthrough:
-    """Forwards chat completions and model listings to the client's upstream."""
+    """Forwards requests to the client's upstreams, OpenAI's URL layout and bearer key."""
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+    def __init__(self, session: aiohttp.ClientSession, settings: Settings) -> None:
         self.session = session
+        self.settings = settings
 
-    def _target(self, client: ClientRecord, path: str) -> str:
-        if not client.upstream_url:
-            raise UpstreamError("this client has no upstream URL", code="upstream_not_configured")
-        return client.upstream_url.rstrip("/") + path
+    def url(self, client: ClientRecord, base: str, path: str, data: dict[str, Any] | None) -> str:
+        return base.rstrip("/") + path
 
-    def _headers(self, request: web.Request, client: ClientRecord) -> dict[str, str] | Any:
+    def auth_headers(self, key: str) -> list[tuple[str, str]]:
+        return [("Authorization", f"Bearer {key}")]
+
+    def targets(
+        self, request: web.Request, client: ClientRecord, path: str, data: dict[str, Any] | None
+    ) -> list[Target]:
         ctx = context_of(request)
-        extra = [("x-request-id", ctx.request_id)]
-        key = upstream_key(client)
-        if key:
-            extra.append(("Authorization", f"Bearer {key}"))
-        return forward_request_headers(request.headers, extra)
+        targets = []
+        for upstream in upstreams_of(client):
+            extra = [("x-request-id", ctx.request_id)]
+            key = resolve_key(upstream.key_env, upstream.key)
+            if key:
+                extra.extend(self.auth_headers(key))
+            extra.extend(client.policy.upstream_headers.items())
+            headers: CIMultiDict[str] = forward_request_headers(request.headers, extra)
+            if data is not None:
+                headers["Content-Type"] = "application/json"
+            url = self.url(client, upstream.url, path, data)
+            targets.append(Target(url=url, headers=headers, label=upstream.url))
+        return targets
+
+    async def forward(
+        self, request: web.Request, path: str, data: dict[str, Any] | None
+    ) -> web.StreamResponse:
+        """POST `data` (or GET when None) to `path` at each upstream in turn."""
+        ctx = context_of(request)
+        assert ctx.client is not None
+        targets = self.targets(request, ctx.client, path, data)
+        body = None if data is None else ctx.raw_body or orjson.dumps(data)
+        retry = RetrySettings.from_settings(self.settings, ctx.client.policy.retries)
+        method = "GET" if data is None else "POST"
+        return await send(request, ctx, self.session, method, targets, body, retry)
 
     async def chat_completions(
         self, request: web.Request, user_profile: UserProfile, data: dict[str, Any]
     ) -> OpenAICompatibleChatCompletionResponseType:
         ctx = context_of(request)
-        assert ctx.client is not None
-        url = self._target(ctx.client, "/chat/completions")
-        body = ctx.raw_body or orjson.dumps(data)
-        headers = self._headers(request, ctx.client)
-        headers["Content-Type"] = "application/json"
-        async with upstream_errors(url):
-            ctx.upstream_started = time.perf_counter()
-            async with self.session.post(url, data=body, headers=headers) as upstream:
-                return await relay(request, upstream, ctx)
+        if ctx.stream:
+            ctx.capture = StreamCapture(self.settings.journal_capture_bytes)
+            if not wants_usage(data):
+                # The journal always has usage: ask for it, and hide that chunk from the client.
+                options = data.get("stream_options")
+                options = (
+                    {**options, "include_usage": True}
+                    if isinstance(options, dict)
+                    else {"include_usage": True}
+                )
+                data = {**data, "stream_options": options}
+                ctx.raw_body = b""  # the body changed: forward() re-serialises `data`
+                ctx.capture.usage_hidden = True
+        return await self.forward(request, "/chat/completions", data)
+
+    async def completions(
+        self, request: web.Request, user_profile: UserProfile, data: dict[str, Any]
+    ) -> OpenAICompatibleChatCompletionResponseType:
+        return await self.forward(request, "/completions", data)
+
+    async def embeddings(
+        self, request: web.Request, user_profile: UserProfile, data: dict[str, Any]
+    ) -> OpenAICompatibleChatCompletionResponseType:
+        return await self.forward(request, "/embeddings", data)
+
+    async def responses(
+        self, request: web.Request, user_profile: UserProfile, data: dict[str, Any]
+    ) -> OpenAICompatibleChatCompletionResponseType:
+        return await self.forward(request, "/responses", data)
 
     async def models(
         self, request: web.Request, user_profile: UserProfile
     ) -> OpenAICompatibleChatCompletionResponseType:
-        ctx = context_of(request)
-        assert ctx.client is not None
-        url = self._target(ctx.client, "/models")
-        async with upstream_errors(url):
-            ctx.upstream_started = time.perf_counter()
-            async with self.session.get(url, headers=self._headers(request, ctx.client)) as up:
-                return await relay(request, up, ctx)
+        return await self.forward(request, "/models", None)
+
+    def provider(self, name: str) -> Provider:
+        return Provider(
+            name=name,
+            chat_completions=self.chat_completions,
+            models=self.models,
+            completions=self.completions,
+            embeddings=self.embeddings,
+            responses=self.responses,
+        )
 
 
 def create_openai_handler(deps: HandlerDependencies) -> Provider:
-    handler = OpenAIPassthrough(deps.session)
-    return Provider(name="openai", chat_completions=handler.chat_completions, models=handler.models)
+    return OpenAIPassthrough(deps.session, deps.settings).provider("openai")

@@ -34,10 +34,15 @@ HandlerFactory = Callable[[HandlerDependencies], Provider]
 
 
 def builtin_factories() -> dict[str, HandlerFactory]:
+    from gateway.handlers.azure import create_azure_handler
     from gateway.handlers.echo import create_echo_handler
     from gateway.handlers.openai import create_openai_handler
 
-    return {"openai": create_openai_handler, "echo": create_echo_handler}
+    return {
+        "openai": create_openai_handler,
+        "echo": create_echo_handler,
+        "azure": create_azure_handler,
+    }
 
 
 def discover_factories() -> dict[str, HandlerFactory]:

@@ -1,14 +1,69 @@
-"""Building a journal record from a finished request (see `docs/journal.md`)."""
+"""Journal records: a cheap draft on the request path, the full record off it (docs/journal.md).
+
+`build_record` runs in the request middleware and only takes references (headers, body bytes,
+the stream capture) and a few numbers. `finalize` runs in the journal writer's task: it decodes
+and cuts bodies, redacts, assembles streams and reads usage, and returns the record as published
+(schema version `SCHEMA_VERSION`, described by `docs/journal.schema.json`).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+from collections.abc import Iterable
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from gateway.context import RequestContext
+from gateway.journal.capture import StreamCapture, assemble_stream
+from gateway.journal.redact import RedactionPolicy
 
 SCHEMA_VERSION = 1
+
+#: The `outcome` vocabulary (documented in docs/journal.md and the schema's enum).
+OUTCOMES = (
+    "ok",
+    "bad_request",
+    "auth_failed",
+    "not_found",
+    "rate_limited",
+    "upstream_error",
+    "upstream_timeout",
+    "unavailable",
+    "client_disconnected",
+    "internal_error",
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RecordDraft:
+    """Everything a record needs, gathered without copying or parsing."""
+
+    request_id: str
+    started_wall: float
+    host: str
+    account: str | None
+    client: str | None
+    key_id: str | None
+    method: str
+    path: str
+    status: int
+    outcome: str
+    total_ms: float
+    upstream_ms: float | None
+    ttfb_ms: float | None
+    model: str | None
+    error: dict[str, Any] | None
+    request_headers: Iterable[tuple[str, str]]
+    request_body: bytes | None
+    response_headers: Iterable[tuple[str, str]]
+    response_body: bytes | None
+    capture: StreamCapture | None
+    #: Upstream attempts (retries, fallbacks) and managed-mode hops, as the code path built them.
+    attempts: list[dict[str, Any]]
+    hops: list[dict[str, Any]]
 
 
 def _ms(start: float | None, end: float | None) -> float | None:
@@ -18,26 +73,140 @@ def _ms(start: float | None, end: float | None) -> float | None:
 
 
 def build_record(
-    request: web.Request, ctx: RequestContext, status: int, finished: float
-) -> dict[str, Any]:
+    request: web.Request,
+    ctx: RequestContext,
+    status: int,
+    finished: float,
+    response: web.StreamResponse | None = None,
+) -> RecordDraft:
     client = ctx.client
+    body = ctx.raw_body or request._read_bytes  # the body read by a view that then rejected it
+    response_body = None
+    if isinstance(response, web.Response) and isinstance(response.body, bytes):
+        response_body = response.body
+    upstream_end = ctx.upstream_finished or (finished if ctx.upstream_started else None)
+    return RecordDraft(
+        request_id=ctx.request_id,
+        started_wall=ctx.started_wall,
+        host=request.host[:255],
+        account=client.account if client else None,
+        client=client.name if client else None,
+        key_id=ctx.user.key_id if ctx.user else None,
+        method=request.method,
+        path=request.path[:1024],
+        status=status,
+        outcome=ctx.outcome or "ok",
+        total_ms=round((finished - ctx.started) * 1000.0, 3),
+        upstream_ms=_ms(ctx.upstream_started, upstream_end),
+        ttfb_ms=_ms(ctx.started, ctx.first_byte_at),
+        model=ctx.model,
+        error=ctx.error,
+        request_headers=request.headers.items(),
+        request_body=body or None,
+        response_headers=response.headers.items() if response is not None else (),
+        response_body=response_body,
+        capture=ctx.capture,
+        attempts=ctx.attempts,
+        hops=ctx.hops,
+    )
+
+
+def iso_time(epoch: float) -> str:
+    moment = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def body_of(raw: bytes | None, limit: int, policy: RedactionPolicy) -> dict[str, Any]:
+    """A body as the record shows it: JSON when it is complete JSON, else (cut) text."""
+    if not raw:
+        return {"format": "none", "content": None, "bytes": 0, "truncated": False}
+    truncated = len(raw) > limit
+    if not truncated:
+        try:
+            return {
+                "format": "json",
+                "content": policy.json_body(orjson.loads(raw)),
+                "bytes": len(raw),
+                "truncated": False,
+            }
+        except orjson.JSONDecodeError:
+            pass
+    text = raw[:limit].decode("utf-8", "replace")
+    return {
+        "format": "text",
+        "content": policy.text_body(text),
+        "bytes": len(raw),
+        "truncated": truncated,
+    }
+
+
+def _usage_of(value: Any) -> dict[str, int] | None:
+    if not isinstance(value, dict):
+        return None
+    usage = {
+        name: value[name]
+        for name in ("prompt_tokens", "completion_tokens", "total_tokens")
+        if isinstance(value.get(name), int)
+    }
+    return usage if len(usage) == 3 else None
+
+
+def finalize(draft: RecordDraft, policy: RedactionPolicy, limit: int) -> dict[str, Any]:
+    """The published record (see docs/journal.md for every field)."""
+    response_body = body_of(draft.response_body, limit, policy)
+    usage = None
+    answered = None
+    stream = None
+    if draft.capture is not None:
+        assembled = assemble_stream(draft.capture)
+        usage = _usage_of(assembled.usage)
+        answered = assembled.model
+        stream = {
+            "text": policy.text_body(assembled.text),
+            "tool_calls": policy.json_body(assembled.tool_calls),
+            "chunks": assembled.chunks,
+            "finish_reason": assembled.finish_reason,
+            "usage_requested_by_gateway": draft.capture.usage_hidden,
+        }
+        response_body = {
+            "format": "sse",
+            "content": None,
+            "bytes": draft.capture.size,
+            "truncated": draft.capture.truncated,
+        }
+    elif response_body["format"] == "json" and isinstance(response_body["content"], dict):
+        usage = _usage_of(response_body["content"].get("usage"))
+        model = response_body["content"].get("model")
+        answered = model if isinstance(model, str) else None
     return {
         "v": SCHEMA_VERSION,
-        "request_id": ctx.request_id,
-        "time": round(ctx.started_wall, 6),
-        "host": request.host[:255],
-        "account": client.account if client else None,
-        "client": client.name if client else None,
-        "key_id": ctx.user.key_id if ctx.user else None,
-        "method": request.method,
-        "path": request.path[:1024],
-        "status": status,
-        "outcome": ctx.outcome,
-        "model": ctx.model,
-        "stream": ctx.stream,
-        "chunks": ctx.chunks,
-        "latency_ms": _ms(ctx.started, finished),
-        "upstream_ms": _ms(ctx.upstream_started, ctx.upstream_finished),
-        "ttfb_ms": _ms(ctx.started, ctx.first_byte_at),
-        "error": ctx.error,
+        "request_id": draft.request_id,
+        "time": iso_time(draft.started_wall),
+        "host": draft.host,
+        "account": draft.account,
+        "client": draft.client,
+        "key_id": draft.key_id,
+        "method": draft.method,
+        "path": draft.path,
+        "status": draft.status,
+        "outcome": draft.outcome,
+        "latency_ms": {
+            "total": draft.total_ms,
+            "upstream": draft.upstream_ms,
+            "ttfb": draft.ttfb_ms,
+        },
+        "model": {"requested": draft.model, "answered": answered},
+        "usage": usage,
+        "stream": stream,
+        "request": {
+            "headers": policy.headers_of(draft.request_headers),
+            "body": body_of(draft.request_body, limit, policy),
+        },
+        "response": {
+            "headers": policy.headers_of(draft.response_headers),
+            "body": response_body,
+        },
+        "error": draft.error,
+        "attempts": draft.attempts,
+        "hops": draft.hops,
     }

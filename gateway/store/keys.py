@@ -15,8 +15,25 @@ ACCOUNTS = f"{PREFIX}:accounts"
 #: Pub/sub channel on which record changes are announced to every gateway instance.
 INVALIDATION_CHANNEL = f"{PREFIX}:invalidate"
 
+#: Every journal key shares the hash tag `{journal}`: one script writes a record to the global
+#: stream, its account's stream and its request-id index atomically (see `docs/journal.md`).
+JOURNAL_TAG = "{journal}"
+
 #: The global journal stream (one entry per answered request).
-JOURNAL_STREAM = f"{PREFIX}:journal"
+JOURNAL_STREAM = f"{PREFIX}:{JOURNAL_TAG}:all"
+
+#: Account name used in journal keys for requests that never resolved to a tenant.
+JOURNAL_NO_ACCOUNT = "-"
+
+
+def journal_account_stream(account: str | None) -> str:
+    """One account's journal stream (same entry ids as the global one)."""
+    return f"{PREFIX}:{JOURNAL_TAG}:account:{account or JOURNAL_NO_ACCOUNT}"
+
+
+def journal_request_index(request_id: str) -> str:
+    """String `<write token> <stream id>`: where the latest record of a request id is."""
+    return f"{PREFIX}:{JOURNAL_TAG}:request:{request_id}"
 
 
 def client(account: str, name: str) -> str:

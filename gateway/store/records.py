@@ -12,6 +12,8 @@ from typing import Any, Self
 
 import orjson
 
+from gateway.policy import ClientPolicy
+
 
 def _from_mapping(cls: type[Any], data: dict[str, Any]) -> Any:
     names = {field.name for field in dataclasses.fields(cls)}
@@ -56,6 +58,12 @@ class ClientRecord(_JsonRecord):
     upstream_key: str = ""
     cors_origins: tuple[str, ...] = ()
     created_at: float = dataclasses.field(default_factory=time.time)
+    #: Rewrite rules (see `gateway.policy`); stored as a JSON object.
+    policy: ClientPolicy = dataclasses.field(default_factory=ClientPolicy)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.policy, dict):  # read back from JSON
+            object.__setattr__(self, "policy", ClientPolicy.from_stored(self.policy))
 
     def hostname(self, api_domain: str) -> str:
         return f"{self.name}.{self.account}.{api_domain}"
@@ -65,6 +73,7 @@ class ClientRecord(_JsonRecord):
         data = self.to_dict()
         data["upstream_key"] = "***" if self.upstream_key else ""
         data["hostname"] = self.hostname(api_domain)
+        data["policy"] = self.policy.public_dict()
         return data
 
 

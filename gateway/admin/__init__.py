@@ -1,0 +1,1 @@
+"""The admin side: journal API, statistics, metrics and the dashboard, on their own port."""

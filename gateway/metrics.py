@@ -1,0 +1,91 @@
+"""Prometheus metrics, served at `GET /metrics` on the admin port.
+
+Request metrics are observed from finalized journal records, in the journal writer's task, so the
+request path pays nothing for them. The journal's own counters are read when scraped. Each app
+has its own `CollectorRegistry` (tests build many apps in one process). With `workers > 1`, only
+worker 0 serves the admin port, so these are that worker's figures (see docs/journal.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class JournalCollector(Collector):
+    """The journal writer's counters, read at scrape time."""
+
+    def __init__(self, counters: Callable[[], dict[str, int]]) -> None:
+        self.counters = counters
+
+    def collect(self) -> Iterator[Any]:
+        values = self.counters()
+        yield GaugeMetricFamily(
+            "gateway_journal_queue_depth", "Records waiting in memory", value=values["queued"]
+        )
+        for name in ("written", "spilled", "replayed", "dropped"):
+            yield CounterMetricFamily(
+                f"gateway_journal_{name}", f"Journal records {name}", value=values[name]
+            )
+
+
+class GatewayMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        labels = ("account", "client", "status")
+        self.requests = Counter(
+            "gateway_requests", "Requests answered", labels, registry=self.registry
+        )
+        self.latency = Histogram(
+            "gateway_request_latency_seconds",
+            "Total request latency",
+            ("account", "client"),
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.upstream_latency = Histogram(
+            "gateway_upstream_latency_seconds",
+            "Upstream latency",
+            ("account", "client"),
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.ttfb = Histogram(
+            "gateway_time_to_first_byte_seconds",
+            "Time to the first response byte",
+            ("account", "client"),
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.tokens = Counter(
+            "gateway_tokens", "Tokens used", ("account", "client", "kind"), registry=self.registry
+        )
+
+    def watch_journal(self, counters: Callable[[], dict[str, int]]) -> None:
+        self.registry.register(JournalCollector(counters))
+
+    def observe(self, record: dict[str, Any]) -> None:
+        account = record["account"] or "-"
+        client = record["client"] or "-"
+        self.requests.labels(account, client, str(record["status"])).inc()
+        latency = record["latency_ms"]
+        self.latency.labels(account, client).observe(latency["total"] / 1000.0)
+        if latency["upstream"] is not None:
+            self.upstream_latency.labels(account, client).observe(latency["upstream"] / 1000.0)
+        if latency["ttfb"] is not None:
+            self.ttfb.labels(account, client).observe(latency["ttfb"] / 1000.0)
+        usage = record["usage"]
+        if usage:
+            self.tokens.labels(account, client, "prompt").inc(usage["prompt_tokens"])
+            self.tokens.labels(account, client, "completion").inc(usage["completion_tokens"])
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
