@@ -20,6 +20,10 @@ from bench.procs import Server, free_port, http_status, start_server, tcp_open, 
 ACCOUNT = "0000-0000-0001"
 API_DOMAIN = "api.localhost"
 UPSTREAM_KEY = "bench-upstream-key"
+# The journal keeps request and response bodies: at its default cap (1M records) the 64 KB
+# scenario alone would fill gigabytes of Redis on a shared machine. The bench caps the stream
+# unless the caller sets GATEWAY_JOURNAL_MAX_RECORDS itself; XADD trims the same way either way.
+JOURNAL_MAX_RECORDS = "10000"
 READY_TIMEOUT_S = 60.0
 # The gateway reads config/gateway.toml from its working directory: run it from the checkout.
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -109,6 +113,9 @@ def create_stack(gateway: str, redis_server: str, work_dir: Path) -> GatewayStac
         "GATEWAY_API_DOMAIN": API_DOMAIN,
         # Spill files and anything else the gateway keeps on disk stay in the bench's temp dir.
         "GATEWAY_VAR_DIR": str(work_dir / "gateway-var"),
+        "GATEWAY_JOURNAL_MAX_RECORDS": os.environ.get(
+            "GATEWAY_JOURNAL_MAX_RECORDS", JOURNAL_MAX_RECORDS
+        ),
     }
     return GatewayStack(gateway=gateway, redis=redis, redis_port=port, env=env)
 

@@ -20,6 +20,21 @@ from bench.targets import RunningTarget
 
 CHECKPOINTS = 5
 WARMUP_S = 3
+SETTLE_TIMEOUT_S = 60.0
+
+
+def wait_settled(pid: int, timeout_s: float = SETTLE_TIMEOUT_S) -> bool:
+    """Wait until the gateway's CPU holds still for 2 s (its journal queue drained), or give up."""
+    deadline = time.monotonic() + timeout_s
+    last, still_since = tree_usage(pid).cpu_ticks, time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = tree_usage(pid).cpu_ticks
+        if now - last > 5:  # more than 50 ms of CPU in half a second: still working
+            last, still_since = now, time.monotonic()
+        elif time.monotonic() - still_since >= 2.0:
+            return True
+    return False
 
 
 def run_memory_check(
@@ -44,6 +59,7 @@ def run_memory_check(
         return {
             "requests": answered,
             "rss_mb": round(usage.rss_kb / 1024, 1),
+            "peak_rss_mb": round(usage.hwm_kb / 1024, 1),
             "redis_used_mb": round(redis_used_memory_mb(redis_port), 1),
         }
 
@@ -58,8 +74,12 @@ def run_memory_check(
         answered += result.requests
         errors += result.error_count
         points.append(checkpoint(answered))
-        print(f"memory: {answered:>8} requests  RSS {points[-1]['rss_mb']:.1f} MB")
+        print(
+            f"memory: {answered:>8} requests  RSS {points[-1]['rss_mb']:.1f} MB"
+            f"  peak {points[-1]['peak_rss_mb']:.1f} MB  Redis {points[-1]['redis_used_mb']:.1f} MB"
+        )
     alive = target.server.process.poll() is None
+    settled = checkpoint(answered) if alive and wait_settled(pid) else None
     first, last = points[0], points[-1]
     return {
         "target": target.spec.name,
@@ -74,6 +94,10 @@ def run_memory_check(
         "rss_after_warmup_mb": first["rss_mb"],
         "rss_after_mb": last["rss_mb"],
         "growth_mb": round(last["rss_mb"] - first["rss_mb"], 1),
+        "peak_rss_mb": last["peak_rss_mb"],
+        # After the load, once the gateway is idle (its journal queue has drained): memory it
+        # still holds then is kept, not merely queued.
+        "rss_settled_mb": settled["rss_mb"] if settled else None,
         "redis_growth_mb": round(last["redis_used_mb"] - first["redis_used_mb"], 1),
         "checkpoints": points,
         "log_tail": "" if alive else target.server.log_tail(),

@@ -31,6 +31,7 @@ class BenchOptions:
     scenarios: tuple[str, ...]
     memory_requests: int
     memory_max_s: int
+    memory_scenario: str
     wait_quiet_s: int
     output: Path
     update_readme: bool
@@ -84,6 +85,11 @@ def create_parser() -> argparse.ArgumentParser:
         help="time bound of the memory check (BENCH_MEMORY_MAX_SECONDS, 900)",
     )
     parser.add_argument(
+        "--memory-scenario",
+        choices=list(SCENARIOS_BY_NAME),
+        help="load of the memory check (BENCH_MEMORY_SCENARIO, small-c32)",
+    )
+    parser.add_argument(
         "--wait-quiet",
         type=int,
         help="wait up to this many seconds for other processes to leave the CPU idle before"
@@ -127,6 +133,11 @@ def parse_options(argv: Sequence[str] | None = None) -> BenchOptions:
             args.memory_requests, "BENCH_MEMORY_REQUESTS", 20000, QUICK_MEMORY_REQUESTS
         ),
         memory_max_s=pick(args.memory_max_seconds, "BENCH_MEMORY_MAX_SECONDS", 900),
+        memory_scenario=_names(
+            args.memory_scenario or os.environ.get("BENCH_MEMORY_SCENARIO") or "small-c32",
+            dict(SCENARIOS_BY_NAME),
+            "memory scenario",
+        )[0],
         wait_quiet_s=pick(args.wait_quiet, "BENCH_WAIT_QUIET", 0),
         output=output,
         update_readme=not (args.no_readme or quick),

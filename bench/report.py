@@ -217,7 +217,9 @@ def _memory_line(results: dict[str, Any]) -> str:
         f"Memory check ({memory['target']}, {memory['scenario']}):"
         f" RSS {memory['rss_after_warmup_mb']} MB after warm-up,"
         f" {memory['rss_after_mb']} MB after {memory['answered']} more requests"
-        f"{reached}: growth {memory['growth_mb']} MB; Redis used_memory grew"
+        f"{reached}: growth {memory['growth_mb']} MB, peak {memory.get('peak_rss_mb', '-')} MB,"
+        f" {memory.get('rss_settled_mb', '-')} MB once the journal had drained;"
+        f" Redis used_memory grew"
         f" {memory['redis_growth_mb']} MB; errors {memory['errors']}."
     )
 

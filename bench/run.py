@@ -279,7 +279,7 @@ def memory_check(bench: Bench) -> None:
         bench.memory = run_memory_check(
             bench.wrk,
             target,
-            SCENARIOS_BY_NAME["small-c32"],
+            SCENARIOS_BY_NAME[options.memory_scenario],
             bench.bodies,
             requests=options.memory_requests,
             max_seconds=options.memory_max_s,
@@ -330,6 +330,7 @@ def collect(bench: Bench) -> dict[str, Any]:
             "wrk_timeout_s": options.timeout_s,
             "wrk_threads": 1,
             "memory_requests": options.memory_requests,
+            "memory_scenario": options.memory_scenario,
             "quick": options.quick,
             "command": options.command,
         },
