@@ -23,7 +23,13 @@ from gateway import __version__
 from gateway.app import create_redis
 from gateway.config import Settings, load_settings, read_or_create_token, resolve_secret
 from gateway.demo import DEMO_ADMIN_TOKEN_FILE
-from gateway.domains import add_domain, challenge_name, challenge_value, verify_domain
+from gateway.domains import (
+    add_domain,
+    challenge_name,
+    challenge_value,
+    lookup_name,
+    verify_domain,
+)
 from gateway.errors import GatewayError, InvalidRequestError
 from gateway.handlers.registry import provider_names
 from gateway.journal.cli import add_journal_commands
@@ -205,7 +211,7 @@ async def domains_list(args: argparse.Namespace, settings: Settings, redis: Redi
 
 
 async def domains_remove(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
-    record = await DomainRepository(redis).remove(args.hostname)
+    record = await DomainRepository(redis).remove(lookup_name(args.hostname))
     emit(args, record.to_dict(), f"removed {record.hostname}")
 
 

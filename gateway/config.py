@@ -7,6 +7,7 @@ gateway without the file behaves exactly like a checkout with it.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import os
 import secrets
 import tomllib
@@ -76,6 +77,9 @@ def _coerce(name: str, raw: object, kind: type) -> Any:
         raise ConfigError(f"setting {name!r}: expected true or false, got {raw!r}")
     if isinstance(raw, bool) and kind is not bool:
         raise ConfigError(f"setting {name!r}: expected {kind.__name__}, got a boolean")
+    if not isinstance(raw, str) and not isinstance(raw, kind) and (kind, type(raw)) != (float, int):
+        # A TOML value of the wrong type: int(8080.5) would silently truncate, str(5) accept junk.
+        raise ConfigError(f"setting {name!r}: expected {kind.__name__}, got {raw!r}")
     try:
         return kind(raw)
     except (TypeError, ValueError) as exc:
@@ -100,7 +104,7 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
             if key not in _FIELD_TYPES:
                 raise ConfigError(f"{path}: unknown setting {key!r}")
             values[key] = _coerce(key, raw, _FIELD_TYPES[key])
-    elif "GATEWAY_CONFIG" in env:
+    elif env.get("GATEWAY_CONFIG"):
         raise ConfigError(f"GATEWAY_CONFIG names {path}, which is not a file")
     for key, kind in _FIELD_TYPES.items():
         raw_env = env.get(ENV_PREFIX + key.upper())
@@ -131,19 +135,33 @@ def _validate(settings: Settings) -> None:
 
 
 def read_or_create_token(path: Path, *, create: bool) -> str | None:
-    """A private random token kept in `path` (mode 0600): read it, or make it when asked."""
-    if path.is_file():
-        value = path.read_text(encoding="utf-8").strip()
+    """A private random token kept in `path` (mode 0600): read it, or make it when asked.
+
+    Creation holds an exclusive lock beside the file, so two processes starting at once agree
+    on one token instead of one of them keeping a value the other overwrote.
+    """
+    value = _read_token(path)
+    if value or not create:
+        return value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.with_name(path.name + ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        value = _read_token(path)
         if value:
             return value
-    if not create:
-        return None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(value + "\n")
+        value = secrets.token_urlsafe(32)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(value + "\n")
+        os.replace(temporary, path)
     return value
+
+
+def _read_token(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    return path.read_text(encoding="utf-8").strip() or None
 
 
 def resolve_secret(settings: Settings, *, create: bool = False) -> str:

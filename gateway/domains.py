@@ -35,6 +35,11 @@ def challenge_value(record: DomainRecord) -> str:
     return CHALLENGE_PREFIX + record.token
 
 
+def lookup_name(raw: str) -> str:
+    """A hostname as stored, from what an operator typed (`API.Acme.com.` is `api.acme.com`)."""
+    return raw.strip().lower().rstrip(".")
+
+
 def check_custom_hostname(raw: str, api_domain: str) -> str:
     hostname = normalise_host(raw)
     if hostname is None or ":" in raw:
@@ -92,7 +97,7 @@ async def verify_domain(
     nameserver: str | None = None,
     port: int = 53,
 ) -> DomainRecord:
-    record = await domains.get(hostname.lower().rstrip("."))
+    record = await domains.get(lookup_name(hostname))
     if record is None:
         raise NotFoundError(f"no custom domain {hostname!r}: add it first", code="domain_not_found")
     if not force:

@@ -114,12 +114,11 @@ class EmbeddedRedis:
         deadline = time.monotonic() + timeout
         while not self.is_answering():
             if self.process.poll() is not None:
-                stderr = (
-                    self.process.stderr.read().decode(errors="replace")
-                    if self.process.stderr
-                    else ""
-                )
-                raise ConfigError(f"embedded redis-server exited: {stderr.strip()[:500]}")
+                # communicate() also closes the pipe, which would otherwise leak.
+                _, stderr = self.process.communicate()
+                self.process = None
+                text = stderr.decode(errors="replace").strip()
+                raise ConfigError(f"embedded redis-server exited: {text[:500]}")
             if time.monotonic() > deadline:
                 self.stop()
                 raise ConfigError(f"embedded redis-server did not answer within {timeout}s")

@@ -11,11 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import openai
+import orjson
 import pytest
+import redis as sync_redis_lib
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
 from gateway.app import create_app, create_redis
+from gateway.cli import main as cli_main
 from gateway.config import Settings
 from gateway.keys_service import issue_key
 from gateway.redis_server import EmbeddedRedis
@@ -23,6 +26,8 @@ from gateway.store.records import ClientRecord
 from gateway.store.repositories import ApiKeyRepository, ClientRepository
 from tests.journal_helpers import validate_all_records
 from tests.upstream_server import UPSTREAM_KEY, UpstreamServer
+
+REPO = Path(__file__).resolve().parents[1]
 
 TEST_SECRET = "test-hmac-secret"
 ACCOUNT = "3141-5926-5359"
@@ -160,3 +165,52 @@ async def client(gateway: TestServer, tenant: Tenant) -> AsyncIterator[openai.As
     sdk = openai.AsyncOpenAI(**sdk_kwargs(gateway, tenant))
     yield sdk
     await sdk.close()
+
+
+# --- the CLI, run in-process (sync tests) ------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def json(self) -> Any:
+        return orjson.loads(self.out)
+
+
+Cli = Callable[..., Result]
+
+
+@pytest.fixture
+def sync_redis(redis_url: str) -> Iterator[sync_redis_lib.Redis]:
+    """A sync client of the suite's Redis, flushed first: for the CLI's sync tests."""
+    client = sync_redis_lib.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def cli(
+    redis_url: str,
+    sync_redis: sync_redis_lib.Redis,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> Cli:
+    """`cli("clients", "list")` runs the command and returns its exit code and output."""
+    monkeypatch.setenv("GATEWAY_REDIS_URL", redis_url)
+    monkeypatch.setenv("GATEWAY_SECRET", TEST_SECRET)
+    monkeypatch.setenv("GATEWAY_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("GATEWAY_CONFIG", str(REPO / "config" / "gateway.toml"))
+
+    def run(*argv: str) -> Result:
+        capsys.readouterr()
+        code = cli_main(list(argv))
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
