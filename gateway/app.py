@@ -69,7 +69,9 @@ def create_app(settings: Settings, secret: str) -> web.Application:
     app[appkeys.SECRET] = secret
     app[appkeys.TRUSTED_PROXIES] = parse_trusted_proxies(settings.trusted_proxies)
     app.on_response_prepare.append(stamp_response)
-    app.cleanup_ctx.extend([_redis_ctx, _upstream_ctx, _tenancy_ctx, _journal_ctx, _metering_ctx])
+    # The journal after metering: it closes first, so the records it drains at shutdown still
+    # reach the usage tally before that is flushed.
+    app.cleanup_ctx.extend([_redis_ctx, _upstream_ctx, _tenancy_ctx, _metering_ctx, _journal_ctx])
     add_routes(app)
     return app
 
@@ -141,8 +143,12 @@ async def _journal_ctx(app: web.Application) -> AsyncIterator[None]:
         persist=settings.journal_enabled,
     )
     metrics = app[appkeys.METRICS]
+    usage = app[appkeys.METERING].usage
     writer = JournalWriter(
-        app[appkeys.REDIS], settings.var_path / "journal", options, on_record=metrics.observe
+        app[appkeys.REDIS],
+        settings.var_path / "journal",
+        options,
+        observers=(metrics.observe, usage.observe),
     )
     metrics.watch_journal(writer.counters)
     app[appkeys.JOURNAL] = writer

@@ -40,6 +40,8 @@ class JournalCollector(Collector):
 class GatewayMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        #: Label children per tenant: `labels()` costs a lock and a dict build on every call.
+        self._series: dict[tuple[str, str], _TenantSeries] = {}
         labels = ("account", "client", "status")
         self.requests = Counter(
             "gateway_requests", "Requests answered", labels, registry=self.registry
@@ -75,17 +77,45 @@ class GatewayMetrics:
     def observe(self, record: dict[str, Any]) -> None:
         account = record["account"] or "-"
         client = record["client"] or "-"
-        self.requests.labels(account, client, str(record["status"])).inc()
+        series = self._series.get((account, client))
+        if series is None:
+            series = self._series[(account, client)] = _TenantSeries(self, account, client)
+        status = record["status"]
+        requests = series.requests.get(status)
+        if requests is None:
+            requests = series.requests[status] = self.requests.labels(account, client, str(status))
+        requests.inc()
         latency = record["latency_ms"]
-        self.latency.labels(account, client).observe(latency["total"] / 1000.0)
+        series.latency.observe(latency["total"] / 1000.0)
         if latency["upstream"] is not None:
-            self.upstream_latency.labels(account, client).observe(latency["upstream"] / 1000.0)
+            series.upstream_latency.observe(latency["upstream"] / 1000.0)
         if latency["ttfb"] is not None:
-            self.ttfb.labels(account, client).observe(latency["ttfb"] / 1000.0)
+            series.ttfb.observe(latency["ttfb"] / 1000.0)
         usage = record["usage"]
         if usage:
-            self.tokens.labels(account, client, "prompt").inc(usage["prompt_tokens"])
-            self.tokens.labels(account, client, "completion").inc(usage["completion_tokens"])
+            series.prompt_tokens.inc(usage["prompt_tokens"])
+            series.completion_tokens.inc(usage["completion_tokens"])
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _TenantSeries:
+    """One tenant's metric children, resolved once."""
+
+    __slots__ = (
+        "completion_tokens",
+        "latency",
+        "prompt_tokens",
+        "requests",
+        "ttfb",
+        "upstream_latency",
+    )
+
+    def __init__(self, metrics: GatewayMetrics, account: str, client: str) -> None:
+        self.requests: dict[int, Any] = {}
+        self.latency = metrics.latency.labels(account, client)
+        self.upstream_latency = metrics.upstream_latency.labels(account, client)
+        self.ttfb = metrics.ttfb.labels(account, client)
+        self.prompt_tokens = metrics.tokens.labels(account, client, "prompt")
+        self.completion_tokens = metrics.tokens.labels(account, client, "completion")

@@ -8,6 +8,7 @@ a cancelled request (the client went away) is journaled as `client_disconnected`
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import re
 import time
@@ -41,11 +42,17 @@ _OUTCOMES = {
 }
 
 
+#: Request ids are a random per-process prefix and a counter: unique across processes and
+#: restarts for all practical purposes, and cheaper than fresh randomness per request.
+_REQUEST_ID_PREFIX = "req_" + os.urandom(8).hex()
+_request_counter = itertools.count(1)
+
+
 def request_id_for(incoming: str | None) -> str:
     """Keep a caller's id when it is a short safe token; otherwise make one."""
     if incoming and _SAFE_REQUEST_ID.fullmatch(incoming):
         return incoming
-    return "req_" + os.urandom(12).hex()
+    return f"{_REQUEST_ID_PREFIX}{next(_request_counter):08x}"
 
 
 def outcome_for(status: int) -> str:
@@ -108,6 +115,12 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         ctx.outcome = "client_disconnected"
         finish(request, ctx, 499)
         raise
+    except ConnectionResetError:
+        # The client hung up while we read its body (upstream resets are UpstreamErrors):
+        # nothing can be answered, but the request is journaled like any other.
+        ctx.outcome = "client_disconnected"
+        finish(request, ctx, 499)
+        return web.Response(status=499)
     except Exception:
         log.exception("request_failed", request_id=ctx.request_id)
         error = GatewayError("the gateway failed to handle this request")

@@ -7,8 +7,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from aiohttp import web
 from redis.asyncio import Redis
 
+from gateway import appkeys
 from gateway.store import keys
 
 #: The usage the suite's upstream reports for a stream: 7 prompt tokens, one token per word.
@@ -32,3 +34,15 @@ async def tokens_in_window(redis: Redis, account: str, scope: str) -> int:
 
 async def in_flight(redis: Redis, account: str, scope: str) -> int:
     return int(await redis.zcard(keys.limit_in_flight(account, scope)))
+
+
+async def flush_usage(app: web.Application) -> None:
+    """Write the usage tally to Redis once the journal writer has handed it every finished
+    request (usage is counted from journal records, off the request path)."""
+    journal = app[appkeys.JOURNAL]
+
+    async def drained() -> bool:
+        return journal.queued == 0
+
+    await wait_until(drained, what="the journal queue to drain")
+    await app[appkeys.METERING].usage.flush()

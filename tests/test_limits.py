@@ -24,6 +24,7 @@ from gateway.store.repositories import ApiKeyRepository
 from tests.conftest import Tenant, make_tenant, sdk_kwargs
 from tests.limits_support import (
     STREAM_PROMPT_TOKENS,
+    flush_usage,
     in_flight,
     tokens_in_window,
     wait_until,
@@ -145,7 +146,7 @@ async def test_stream_reservation_is_replaced_by_the_real_usage(
         return await tokens_in_window(redis, tenant.account, scope) == real
 
     await wait_until(reconciled, what="the reservation (500+) to become the real usage")
-    await gateway.app[appkeys.METERING].usage.flush()
+    await flush_usage(gateway.app)
     rows = await read_usage(redis, [tenant.account], [utc_day(time.time())])
     assert [
         (r.client, r.key_id, r.model, r.requests, r.prompt_tokens, r.completion_tokens)

@@ -22,6 +22,7 @@ from gateway.app import create_app
 from gateway.config import Settings
 from gateway.store.repositories import ApiKeyRepository, ClientRepository
 from tests.conftest import ACCOUNT, TEST_SECRET, AiohttpServer, Tenant, sdk_kwargs
+from tests.limits_support import flush_usage
 
 ADMIN_TOKEN = "admin-test-token"
 HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
@@ -102,7 +103,7 @@ async def test_usage_reads_back_through_cli_and_admin_api(
     async with openai.AsyncOpenAI(**sdk_kwargs(gateway, tenant)) as sdk:
         for _ in range(2):
             await sdk.chat.completions.create(model="gpt-test", messages=HI)
-    await gateway.app[appkeys.METERING].usage.flush()
+    await flush_usage(gateway.app)
     expected = {"requests": 2, "prompt_tokens": 14, "completion_tokens": 6}
 
     code, data, _ = await gateway_cli(

@@ -19,6 +19,7 @@ from aiohttp import web
 from gateway.context import RequestContext
 from gateway.journal.capture import StreamCapture, assemble_stream
 from gateway.journal.redact import RedactionPolicy
+from gateway.limits.usage import extract_usage
 
 SCHEMA_VERSION = 1
 
@@ -149,6 +150,40 @@ def _usage_of(value: Any) -> dict[str, int] | None:
         if isinstance(value.get(name), int)
     }
     return usage if len(usage) == 3 else None
+
+
+def summarize(draft: RecordDraft) -> dict[str, Any]:
+    """What the record observers (metrics, usage) read, without the bodies: used when the
+    journal is not persisted, so that nothing decodes or redacts bodies nobody will read."""
+    blob = draft.response_body
+    if draft.capture is not None and draft.capture.parts and not draft.capture.truncated:
+        blob = b"".join(draft.capture.parts[-8:])  # the usage chunk is at the end
+    counts = extract_usage(blob) if blob else None
+    usage = None
+    if counts is not None:
+        usage = {
+            "prompt_tokens": counts[0],
+            "completion_tokens": counts[1],
+            "total_tokens": counts[0] + counts[1],
+        }
+    return {
+        "v": SCHEMA_VERSION,
+        "request_id": draft.request_id,
+        "account": draft.account,
+        "client": draft.client,
+        "key_id": draft.key_id,
+        "method": draft.method,
+        "path": draft.path,
+        "status": draft.status,
+        "outcome": draft.outcome,
+        "latency_ms": {
+            "total": draft.total_ms,
+            "upstream": draft.upstream_ms,
+            "ttfb": draft.ttfb_ms,
+        },
+        "model": {"requested": draft.model, "answered": None},
+        "usage": usage,
+    }
 
 
 def finalize(draft: RecordDraft, policy: RedactionPolicy, limit: int) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import contextlib
 import dataclasses
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ import structlog
 from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import RedisError
 
-from gateway.journal.record import RecordDraft, finalize
+from gateway.journal.record import RecordDraft, finalize, summarize
 from gateway.journal.redact import RedactionPolicy
 from gateway.store import keys
 
@@ -97,11 +97,11 @@ class JournalWriter:
         redis: Redis,
         spill_dir: Path,
         options: JournalOptions | None = None,
-        on_record: Callable[[dict[str, Any]], None] | None = None,
+        observers: Iterable[Callable[[dict[str, Any]], None]] = (),
     ) -> None:
         self.redis = redis
         self.options = options or JournalOptions()
-        self.on_record = on_record
+        self.observers = tuple(observers)
         self.spill_dir = spill_dir
         self._spill: Any = None  # SpillDirectory, opened in start()
         self._pending: collections.deque[RecordDraft] = collections.deque()
@@ -210,10 +210,14 @@ class JournalWriter:
             self.written += len(entries)
 
     def _prepare(self, draft: RecordDraft) -> Entry:
-        record = finalize(draft, self.options.policy, self.options.capture_limit)
-        if self.on_record is not None:
-            self.on_record(record)
-        return Entry(os.urandom(8).hex(), record, orjson.dumps(record))
+        if self.options.persist:
+            record = finalize(draft, self.options.policy, self.options.capture_limit)
+        else:  # nobody reads the bodies: give the observers what they need, cheaply
+            record = summarize(draft)
+        for observe in self.observers:
+            observe(record)
+        payload = orjson.dumps(record) if self.options.persist else b""
+        return Entry(os.urandom(8).hex(), record, payload)
 
     async def _write(self, entries: list[Entry]) -> None:
         options = self.options

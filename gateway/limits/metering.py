@@ -2,8 +2,9 @@
 
 Before the call: admit against the client's and the key's limits (429 when refused; no Redis
 round trip when neither has a limit). After it: read the real usage from the response (the JSON
-body, or the tail of an SSE stream), settle the token reservation and the in-flight slot, and
-tally usage. A cancelled request (client gone) is settled in the background.
+body, or the tail of an SSE stream), settle the token reservation and the in-flight slot. A
+cancelled request (client gone) is settled in the background. Usage is tallied from the
+journal's record of each request (`UsageRecorder.observe`), off the request path.
 """
 
 from __future__ import annotations
@@ -73,23 +74,16 @@ class Metering:
         admission: Admission | None,
         response: web.StreamResponse | None,
     ) -> None:
+        """Settle a limited request's reservation with its real usage (usage is tallied from
+        the journal record, off the request path, for every request)."""
+        if admission is None:
+            return
         usage = usage_of(ctx, response)
-        if ctx.client is not None and ctx.user is not None:
-            prompt, completion = usage or (0, 0)
-            self.usage.add(
-                ctx.client.account,
-                ctx.client.name,
-                ctx.user.key_id,
-                ctx.model or "",
-                prompt,
-                completion,
-            )
-        if admission is not None:
-            if usage is None:
-                actual = admission.estimate if response is not None and response.status < 400 else 0
-            else:
-                actual = usage[0] + usage[1]
-            await self.limiter.settle(admission, actual)
+        if usage is None:
+            actual = admission.estimate if response is not None and response.status < 400 else 0
+        else:
+            actual = usage[0] + usage[1]
+        await self.limiter.settle(admission, actual)
 
     def finish_later(
         self,
@@ -97,6 +91,8 @@ class Metering:
         admission: Admission | None,
         response: web.StreamResponse | None,
     ) -> None:
+        if admission is None:
+            return
         task = asyncio.create_task(self.finish(ctx, admission, response), name="metering-settle")
         self._background.add(task)
         task.add_done_callback(self._background.discard)

@@ -1,6 +1,7 @@
 """Usage accounting: per account, client, key and model, by UTC day; and reading it back.
 
-The request path only adds to an in-memory tally (`UsageRecorder.add`); a background task
+The request path does nothing: the journal writer hands each finished record to
+`UsageRecorder.observe`, which adds to an in-memory tally; a background task
 writes the tally to Redis with one pipelined `HINCRBY` per counter every `flush_interval`, so
 accounting costs no Redis round trip on the request path. Counts not yet written when Redis is
 down are kept and written later; a graceful shutdown flushes them.
@@ -32,6 +33,10 @@ _USAGE_MAX = 2048
 #: Most distinct counters held while Redis is unreachable; past it new counts are dropped.
 _MAX_PENDING = 200_000
 COUNTERS = {"req": "requests", "pt": "prompt_tokens", "ct": "completion_tokens"}
+#: Journal outcomes of requests that reached a handler (bad input, auth and limit refusals don't).
+COUNTED_OUTCOMES = frozenset(
+    {"ok", "upstream_error", "upstream_timeout", "client_disconnected", "internal_error"}
+)
 
 
 def extract_usage(blob: bytes) -> tuple[int, int] | None:
@@ -101,6 +106,21 @@ class UsageRecorder:
         tally["req" + suffix] += 1
         tally["pt" + suffix] += prompt
         tally["ct" + suffix] += completion
+
+    def observe(self, record: dict[str, Any]) -> None:
+        """Tally one journal record (the journal writer calls this off the request path):
+        requests a handler served or tried, with their usage; refusals are not counted."""
+        if record["outcome"] not in COUNTED_OUTCOMES or not record["key_id"]:
+            return
+        usage = record["usage"] or {}
+        self.add(
+            record["account"],
+            record["client"],
+            record["key_id"],
+            record["model"]["requested"] or "",
+            usage.get("prompt_tokens", 0),
+            usage.get("completion_tokens", 0),
+        )
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="usage-recorder")
