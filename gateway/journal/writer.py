@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 import structlog
-from redis.asyncio import Redis, RedisCluster
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.journal.record import RecordDraft, finalize, summarize
@@ -34,28 +34,64 @@ from gateway.store import keys
 
 log = structlog.get_logger("gateway.journal")
 
-#: KEYS: global stream, account stream, request index. ARGV: token, maxlen, minid, index ttl,
-#: then the entry's field/value pairs. Returns the new entry id, or 0 when this token is there.
-_WRITE_SCRIPT = """
-local seen = redis.call('GET', KEYS[3])
-if seen and string.sub(seen, 1, #ARGV[1] + 1) == ARGV[1] .. ' ' then return 0 end
-local fields = {}
-for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
-local id
-if tonumber(ARGV[2]) > 0 then
-  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(fields))
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], id, unpack(fields))
-else
-  id = redis.call('XADD', KEYS[1], '*', unpack(fields))
-  redis.call('XADD', KEYS[2], id, unpack(fields))
+#: One call writes a whole batch. KEYS: the global stream, then per record its account stream
+#: and its request-id index (all in the `{journal}` slot). ARGV: maxlen, minid, index ttl, the
+#: number F of entry fields and their F names, then per record its write token and F values.
+#: A record whose token the index already holds was written by an earlier try and is skipped,
+#: so a batch retried after a lost reply is not duplicated. Trimming by time runs once per
+#: stream per batch. Returns how many records were written.
+_WRITE_BATCH_SCRIPT = """
+local maxlen, minid, ttl, f = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local names = {}
+for j = 1, f do names[j] = ARGV[4 + j] end
+local written, touched = 0, {}
+for i = 1, (#KEYS - 1) / 2 do
+  local stream, index = KEYS[2 * i], KEYS[2 * i + 1]
+  local at = 4 + f + (i - 1) * (f + 1)
+  local token = ARGV[at + 1]
+  local seen = redis.call('GET', index)
+  if not (seen and string.sub(seen, 1, #token + 1) == token .. ' ') then
+    local fields = {}
+    for j = 1, f do
+      fields[2 * j - 1] = names[j]
+      fields[2 * j] = ARGV[at + 1 + j]
+    end
+    local id
+    if maxlen > 0 then
+      id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', unpack(fields))
+      redis.call('XADD', stream, 'MAXLEN', '~', maxlen, id, unpack(fields))
+    else
+      id = redis.call('XADD', KEYS[1], '*', unpack(fields))
+      redis.call('XADD', stream, id, unpack(fields))
+    end
+    redis.call('SET', index, token .. ' ' .. id, 'EX', ttl)
+    touched[stream] = true
+    written = written + 1
+  end
 end
-if tonumber(ARGV[3]) > 0 then
-  redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[3])
-  redis.call('XTRIM', KEYS[2], 'MINID', '~', ARGV[3])
+if minid > 0 then
+  redis.call('XTRIM', KEYS[1], 'MINID', '~', minid)
+  for stream in pairs(touched) do redis.call('XTRIM', stream, 'MINID', '~', minid) end
 end
-redis.call('SET', KEYS[3], ARGV[1] .. ' ' .. id, 'EX', ARGV[4])
-return id
+return written
 """
+
+#: The flat fields of a stream entry (docs/journal.md), in the order the script receives them.
+_ENTRY_FIELDS = (
+    "v",
+    "request_id",
+    "account",
+    "client",
+    "status",
+    "outcome",
+    "latency_ms",
+    "prompt_tokens",
+    "completion_tokens",
+    "record",
+)
+
+#: Most record bytes written in one script call.
+_BATCH_BYTES = 2 * 1024 * 1024
 
 #: How long the request-id index lives when retention is by count only.
 _DEFAULT_INDEX_TTL = 7 * 86400
@@ -108,7 +144,7 @@ class JournalWriter:
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
-        self._script = redis.register_script(_WRITE_SCRIPT)
+        self._script = redis.register_script(_WRITE_BATCH_SCRIPT)
         self.written = 0
         self.spilled = 0
         self.replayed = 0
@@ -198,8 +234,7 @@ class JournalWriter:
                 if not self._spill.pending:
                     log.info("journal_spill_replayed", **self.counters())
         while self._pending:
-            count = min(self.options.batch_size, len(self._pending))
-            entries = [self._prepare(self._pending.popleft()) for _ in range(count)]
+            entries = self._next_batch()
             if not self.options.persist:
                 continue
             try:
@@ -208,6 +243,17 @@ class JournalWriter:
                 self._spill_entries(entries)
                 raise
             self.written += len(entries)
+
+    def _next_batch(self) -> list[Entry]:
+        """Up to `batch_size` records, and no more than `_BATCH_BYTES` of them (one script call
+        holds Redis for its whole batch, so large bodies make smaller batches)."""
+        entries: list[Entry] = []
+        size = 0
+        while self._pending and len(entries) < self.options.batch_size and size < _BATCH_BYTES:
+            entry = self._prepare(self._pending.popleft())
+            entries.append(entry)
+            size += len(entry.payload)
+        return entries
 
     def _prepare(self, draft: RecordDraft) -> Entry:
         if self.options.persist:
@@ -223,35 +269,28 @@ class JournalWriter:
         options = self.options
         minid = int((time.time() - options.retention) * 1000) if options.retention > 0 else 0
         ttl = int(options.retention) if options.retention > 0 else _DEFAULT_INDEX_TTL
-        cluster = isinstance(self.redis, RedisCluster)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for entry in entries:
-                record = entry.record
-                usage = record["usage"] or {}
-                fields = (
-                    "v", str(record["v"]),
-                    "request_id", record["request_id"],
-                    "account", record["account"] or "",
-                    "client", record["client"] or "",
-                    "status", str(record["status"]),
-                    "outcome", record["outcome"],
-                    "latency_ms", str(record["latency_ms"]["total"]),
-                    "prompt_tokens", str(usage.get("prompt_tokens", "")),
-                    "completion_tokens", str(usage.get("completion_tokens", "")),
-                    "record", entry.payload,
-                )  # fmt: skip
-                await self._script(
-                    keys=[
-                        keys.JOURNAL_STREAM,
-                        keys.journal_account_stream(record["account"]),
-                        keys.journal_request_index(record["request_id"]),
-                    ],
-                    args=[entry.token, options.max_records, minid, ttl, *fields],
-                    # redis-py refuses scripts in a cluster pipeline: one call each there.
-                    client=None if cluster else pipe,
-                )
-            if not cluster:
-                await pipe.execute()
+        script_keys: list[str] = [keys.JOURNAL_STREAM]
+        args: list[str | bytes | int] = [options.max_records, minid, ttl, len(_ENTRY_FIELDS)]
+        args.extend(_ENTRY_FIELDS)
+        for entry in entries:
+            record = entry.record
+            usage = record["usage"] or {}
+            script_keys.append(keys.journal_account_stream(record["account"]))
+            script_keys.append(keys.journal_request_index(record["request_id"]))
+            args += (
+                entry.token,
+                str(record["v"]),
+                record["request_id"],
+                record["account"] or "",
+                record["client"] or "",
+                str(record["status"]),
+                record["outcome"],
+                str(record["latency_ms"]["total"]),
+                str(usage.get("prompt_tokens", "")),
+                str(usage.get("completion_tokens", "")),
+                entry.payload,
+            )
+        await self._script(keys=script_keys, args=args)
 
     def _spill_queue(self) -> None:
         """Move every queued record to the spill file, oldest first."""
