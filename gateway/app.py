@@ -32,6 +32,10 @@ from gateway.upstream import create_upstream_session
 from gateway.views import add_routes
 
 
+#: Longest wait at start-up for the cache-invalidation subscription.
+SUBSCRIBE_WAIT = 2.0
+
+
 def parse_trusted_proxies(value: str) -> tuple[appkeys.Network, ...]:
     networks = []
     for item in filter(None, (part.strip() for part in value.split(","))):
@@ -124,6 +128,10 @@ async def _tenancy_ctx(app: web.Application) -> AsyncIterator[None]:
 
     listener = InvalidationListener(redis, invalidate)
     task = asyncio.create_task(listener.run(), name="cache-invalidation")
+    # Serve only once announcements are heard, so no change can slip past a warm cache; a
+    # Redis that is down at start does not hold the gateway up for long.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(listener.subscribed.wait(), SUBSCRIBE_WAIT)
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):

@@ -104,8 +104,4 @@ class KeyVerifier:
         )
 
     async def _record(self, key_id: str) -> ApiKeyRecord | None:
-        found, record = self.cache.lookup(key_id)
-        if not found:
-            record = await self.keys.get(key_id)
-            self.cache.store(key_id, record)
-        return record
+        return await self.cache.get_or_load(key_id, lambda: self.keys.get(key_id))

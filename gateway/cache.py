@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, Generic, TypeVar
 
 import structlog
 from redis.asyncio import Redis
@@ -28,12 +28,41 @@ V = TypeVar("V")
 
 
 class TtlCache(Generic[K, V]):
-    """Maps keys to values that expire `ttl` seconds after they were stored."""
+    """Maps keys to values that expire `ttl` seconds after they were stored.
+
+    `get_or_load` makes concurrent misses of one key share a single load (when an entry expires
+    under load, Redis sees one GET, not one per waiting request), and a load that an
+    invalidation overtook returns its value to its callers without caching it.
+    """
 
     def __init__(self, ttl: float, max_entries: int = 100_000) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
         self._entries: dict[K, tuple[float, V]] = {}
+        self._loading: dict[K, asyncio.Task[V]] = {}
+        self._generation = 0
+
+    async def get_or_load(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] >= time.monotonic():
+            return entry[1]
+        task = self._loading.get(key)
+        if task is None:
+            load_task = self._load(key, load, self._generation)
+            task = asyncio.get_running_loop().create_task(load_task)
+            task.add_done_callback(_retrieve)
+            self._loading[key] = task
+        return await asyncio.shield(task)
+
+    async def _load(self, key: K, load: Callable[[], Awaitable[V]], generation: int) -> V:
+        try:
+            value = await load()
+        finally:
+            if self._loading.get(key) is asyncio.current_task():
+                del self._loading[key]
+        if generation == self._generation:
+            self.store(key, value)
+        return value
 
     def lookup(self, key: K) -> tuple[bool, V | None]:
         entry = self._entries.get(key)
@@ -51,17 +80,29 @@ class TtlCache(Generic[K, V]):
         self._entries[key] = (time.monotonic() + self.ttl, value)
 
     def discard(self, key: K) -> None:
+        self._generation += 1
         self._entries.pop(key, None)
+        self._loading.pop(key, None)
 
     def discard_where(self, predicate: Callable[[K, V], bool]) -> None:
+        self._generation += 1
+        self._loading.clear()
         for key in [k for k, (_, v) in self._entries.items() if predicate(k, v)]:
             self._entries.pop(key, None)
 
     def clear(self) -> None:
+        self._generation += 1
         self._entries.clear()
+        self._loading.clear()
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Mark a shared load's failure as seen even when every waiter was cancelled."""
+    if not task.cancelled():
+        task.exception()
 
 
 class InvalidationListener:

@@ -102,8 +102,7 @@ async def serve_app(
 
 
 def _worker_main(settings: Settings, secret: str, index: int) -> None:
-    configure_logging(settings.log_level)
-    structlog.contextvars.bind_contextvars(worker=index)
+    configure_logging(settings.log_level, {"worker": index})
     # Only worker 0 serves the admin port (its /metrics are that worker's; docs/journal.md).
     run_async(
         serve_app(settings, secret, reuse_port=True, on_ready=lambda _port: None, admin=index == 0)

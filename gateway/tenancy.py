@@ -100,10 +100,7 @@ class TenantResolver:
         self.cache = cache
 
     async def resolve(self, raw_host: str) -> ClientRecord:
-        found, record = self.cache.lookup(raw_host)
-        if not found:
-            record = await self._load(raw_host)
-            self.cache.store(raw_host, record)
+        record = await self.cache.get_or_load(raw_host, lambda: self._load(raw_host))
         if record is None:
             raise NotFoundError(
                 f"no client is served at host {raw_host[:255]!r}", code="unknown_host"
