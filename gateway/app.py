@@ -31,7 +31,6 @@ from gateway.tenancy import TenantResolver
 from gateway.upstream import create_upstream_session
 from gateway.views import add_routes
 
-
 #: Longest wait at start-up for the cache-invalidation subscription.
 SUBSCRIBE_WAIT = 2.0
 
