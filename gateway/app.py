@@ -147,6 +147,7 @@ async def _journal_ctx(app: web.Application) -> AsyncIterator[None]:
         max_records=settings.journal_max_records,
         retention=settings.journal_retention,
         queue_size=settings.journal_queue_size,
+        queue_bytes=settings.journal_queue_bytes,
         persist=settings.journal_enabled,
     )
     metrics = app[appkeys.METRICS]

@@ -48,6 +48,7 @@ class Settings:
     journal_retention: float = 604800.0
     journal_capture_bytes: int = 1024 * 1024
     journal_queue_size: int = 100_000
+    journal_queue_bytes: int = 64 * 1024 * 1024
     journal_redact_headers: str = ""
     journal_redact_paths: str = ""
     admin_host: str = "127.0.0.1"
@@ -132,6 +133,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("upstream timeouts must be positive")
     if settings.journal_capture_bytes < 0 or settings.journal_queue_size < 1:
         raise ConfigError("journal_capture_bytes must be >= 0 and journal_queue_size >= 1")
+    if settings.journal_queue_bytes < 1024 * 1024:
+        raise ConfigError("journal_queue_bytes must be at least 1 MiB")
     if not 0 <= settings.admin_port <= 65535:
         raise ConfigError(f"admin_port {settings.admin_port} is out of range")
     if settings.upstream_retries < 0 or settings.upstream_backoff < 0:

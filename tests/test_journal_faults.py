@@ -53,7 +53,12 @@ async def test_redis_stopped_mid_run_loses_no_record(
                 if index == N // 3:
                     server.stop()
                 if index == 2 * N // 3:
-                    assert writer.spilled > 0  # records went to disk while Redis was away
+                    # Records go to disk while Redis is away (the writer's next flush finds
+                    # it gone; wait for that rather than race the 50 ms flush interval).
+                    deadline = time.monotonic() + 5.0
+                    while writer.spilled == 0:
+                        assert time.monotonic() < deadline, "nothing was spilled"
+                        await asyncio.sleep(0.01)
                     server.start()
                 raw = await sdk.chat.completions.with_raw_response.create(
                     model="echo-1",

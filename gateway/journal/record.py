@@ -62,6 +62,8 @@ class RecordDraft:
     response_headers: Iterable[tuple[str, str]]
     response_body: bytes | None
     capture: StreamCapture | None
+    #: Bytes of bodies this draft holds (what the writer's queue bound counts).
+    size: int
     #: Upstream attempts (retries, fallbacks) and managed-mode hops, as the code path built them.
     attempts: list[dict[str, Any]]
     hops: list[dict[str, Any]]
@@ -107,6 +109,9 @@ def build_record(
         response_headers=response.headers.items() if response is not None else (),
         response_body=response_body,
         capture=ctx.capture,
+        size=len(body or b"")
+        + len(response_body or b"")
+        + (ctx.capture.size if ctx.capture is not None else 0),
         attempts=ctx.attempts,
         hops=ctx.hops,
     )

@@ -104,6 +104,7 @@ class JournalOptions:
     max_records: int = 1_000_000
     retention: float = 604800.0
     queue_size: int = 100_000
+    queue_bytes: int = 64 * 1024 * 1024
     persist: bool = True
     batch_size: int = 256
     flush_interval: float = 0.05
@@ -141,6 +142,7 @@ class JournalWriter:
         self.spill_dir = spill_dir
         self._spill: Any = None  # SpillDirectory, opened in start()
         self._pending: collections.deque[RecordDraft] = collections.deque()
+        self._pending_bytes = 0
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
@@ -163,11 +165,21 @@ class JournalWriter:
             "dropped": self.dropped,
         }
 
+    def _pop(self) -> RecordDraft:
+        draft = self._pending.popleft()
+        self._pending_bytes -= draft.size
+        return draft
+
     def submit(self, draft: RecordDraft) -> None:
-        """Queue a record; never waits. A full queue moves its oldest record to the spill file."""
+        """Queue a record; never waits. A queue past its count or its bytes (bodies held by the
+        drafts) moves its oldest records to the spill file, so memory stays bounded."""
         self._pending.append(draft)
-        if len(self._pending) > self.options.queue_size:
-            self._spill_entries([self._prepare(self._pending.popleft())])
+        self._pending_bytes += draft.size
+        while len(self._pending) > 1 and (
+            len(self._pending) > self.options.queue_size
+            or self._pending_bytes > self.options.queue_bytes
+        ):
+            self._spill_entries([self._prepare(self._pop())])
         if len(self._pending) >= self.options.batch_size:
             self._wake.set()
 
@@ -250,7 +262,7 @@ class JournalWriter:
         entries: list[Entry] = []
         size = 0
         while self._pending and len(entries) < self.options.batch_size and size < _BATCH_BYTES:
-            entry = self._prepare(self._pending.popleft())
+            entry = self._prepare(self._pop())
             entries.append(entry)
             size += len(entry.payload)
         return entries
@@ -298,10 +310,11 @@ class JournalWriter:
             return
         if not self.options.persist:
             while self._pending:
-                self._prepare(self._pending.popleft())
+                self._prepare(self._pop())
             return
         entries = [self._prepare(draft) for draft in self._pending]
         self._pending.clear()
+        self._pending_bytes = 0
         self._spill_entries(entries)
 
     def _spill_entries(self, entries: list[Entry]) -> None:
