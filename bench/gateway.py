@@ -43,6 +43,10 @@ class Tenant:
 class Tenants:
     chat: Tenant
     sse: Tenant
+    #: The same two with every limit set, far above what the bench can reach: what a checked
+    #: (but never refused) request costs.
+    limited_chat: Tenant
+    limited_sse: Tenant
 
 
 @dataclass(slots=True)
@@ -151,16 +155,25 @@ def _cli_json(stack: GatewayStack, *args: str) -> dict[str, object]:
     return record
 
 
+#: Every limit of `gateway clients update`, set where no bench run can reach it.
+UNREACHABLE_LIMITS = (
+    *("--rpm", "1000000000", "--tpm", "1000000000000", "--max-concurrent", "1000000"),
+    *("--tokens-per-day", "1000000000000", "--tokens-per-month", "1000000000000"),
+)
+
+
 def provision_tenants(stack: GatewayStack, upstream_port: int) -> Tenants:
     """Create the JSON and the SSE tenant, each with its own key, through the CLI."""
     upstream = f"http://127.0.0.1:{upstream_port}"
 
-    def tenant(name: str, upstream_url: str) -> Tenant:
+    def tenant(name: str, upstream_url: str, limited: bool = False) -> Tenant:
         record = _cli_json(
             stack,
             *("clients", "add", name, "--account", ACCOUNT, "--provider", "openai"),
             *("--upstream-url", upstream_url, "--upstream-key", UPSTREAM_KEY),
         )
+        if limited:
+            _cli_json(stack, "clients", "update", name, "--account", ACCOUNT, *UNREACHABLE_LIMITS)
         key = _cli_json(
             stack, *("keys", "create", "--account", ACCOUNT, "--client", name, "--name", name)
         )
@@ -168,7 +181,10 @@ def provision_tenants(stack: GatewayStack, upstream_port: int) -> Tenants:
         return Tenant(host=str(host), key=str(key["key"]))
 
     stack.tenants = Tenants(
-        chat=tenant("bench", f"{upstream}/v1"), sse=tenant("bench-sse", f"{upstream}/sse/v1")
+        chat=tenant("bench", f"{upstream}/v1"),
+        sse=tenant("bench-sse", f"{upstream}/sse/v1"),
+        limited_chat=tenant("bench-limits", f"{upstream}/v1", limited=True),
+        limited_sse=tenant("bench-limits-sse", f"{upstream}/sse/v1", limited=True),
     )
     return stack.tenants
 

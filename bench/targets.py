@@ -32,6 +32,7 @@ class TargetSpec:
     description: str
     workers: int = 1
     journal: bool = True
+    limits: bool = False
 
 
 TARGETS = (
@@ -44,6 +45,12 @@ TARGETS = (
         "gateway",
         "gateway, 1 worker, GATEWAY_JOURNAL_ENABLED=false",
         journal=False,
+    ),
+    TargetSpec(
+        "gateway-limits",
+        "gateway",
+        "gateway, 1 worker, journal on, a tenant with every rate limit and budget set",
+        limits=True,
     ),
 )
 TARGETS_BY_NAME = {target.name: target for target in TARGETS}
@@ -62,7 +69,10 @@ class RunningTarget:
             path = ("/sse" if scenario.stream else "") + CHAT_PATH
             host, authorization = DIRECT_HOST, DIRECT_AUTHORIZATION
         else:
-            tenant = self.tenants.sse if scenario.stream else self.tenants.chat
+            if self.spec.limits:
+                tenant = self.tenants.limited_sse if scenario.stream else self.tenants.limited_chat
+            else:
+                tenant = self.tenants.sse if scenario.stream else self.tenants.chat
             path, host, authorization = CHAT_PATH, tenant.host, f"Bearer {tenant.key}"
         return LoadSpec(
             url=base + path,
