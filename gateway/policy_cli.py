@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import yaml
 
+from gateway.documents import read_document
 from gateway.errors import InvalidRequestError
 from gateway.policy import MODES, SYSTEM_PROMPT_MODES, ClientPolicy, PolicyError
 from gateway.store.records import ClientRecord
@@ -62,19 +62,7 @@ def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def read_policy_file(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PolicyError(f"cannot read {path}: {exc.strerror}") from exc
-    try:
-        data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else orjson.loads(text)
-    except (yaml.YAMLError, orjson.JSONDecodeError) as exc:
-        raise PolicyError(
-            f"{path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {exc}"
-        ) from exc
-    if not isinstance(data, dict):
-        raise PolicyError(f"{path} must hold an object of policy fields")
-    return data
+    return read_document(path, "policy fields")
 
 
 def policy_from_arguments(current: ClientPolicy, args: argparse.Namespace) -> ClientPolicy:

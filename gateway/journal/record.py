@@ -157,20 +157,8 @@ def _usage_of(value: Any) -> dict[str, int] | None:
     return usage if len(usage) == 3 else None
 
 
-def summarize(draft: RecordDraft) -> dict[str, Any]:
-    """What the record observers (metrics, usage) read, without the bodies: used when the
-    journal is not persisted, so that nothing decodes or redacts bodies nobody will read."""
-    blob = draft.response_body
-    if draft.capture is not None and draft.capture.parts and not draft.capture.truncated:
-        blob = b"".join(draft.capture.parts[-8:])  # the usage chunk is at the end
-    counts = extract_usage(blob) if blob else None
-    usage = None
-    if counts is not None:
-        usage = {
-            "prompt_tokens": counts[0],
-            "completion_tokens": counts[1],
-            "total_tokens": counts[0] + counts[1],
-        }
+def _identity(draft: RecordDraft) -> dict[str, Any]:
+    """The fields every record and summary starts with: who, what, how it ended, how long."""
     return {
         "v": SCHEMA_VERSION,
         "request_id": draft.request_id,
@@ -186,6 +174,25 @@ def summarize(draft: RecordDraft) -> dict[str, Any]:
             "upstream": draft.upstream_ms,
             "ttfb": draft.ttfb_ms,
         },
+    }
+
+
+def summarize(draft: RecordDraft) -> dict[str, Any]:
+    """What the record observers (metrics, usage) read, without the bodies: used when the
+    journal is not persisted, so that nothing decodes or redacts bodies nobody will read."""
+    blob = draft.response_body
+    if draft.capture is not None and draft.capture.parts and not draft.capture.truncated:
+        blob = b"".join(draft.capture.parts[-8:])  # the usage chunk is at the end
+    counts = extract_usage(blob) if blob else None
+    usage = None
+    if counts is not None:
+        usage = {
+            "prompt_tokens": counts[0],
+            "completion_tokens": counts[1],
+            "total_tokens": counts[0] + counts[1],
+        }
+    return {
+        **_identity(draft),
         "model": {"requested": draft.model, "answered": None},
         "usage": usage,
     }
@@ -219,22 +226,9 @@ def finalize(draft: RecordDraft, policy: RedactionPolicy, limit: int) -> dict[st
         model = response_body["content"].get("model")
         answered = model if isinstance(model, str) else None
     return {
-        "v": SCHEMA_VERSION,
-        "request_id": draft.request_id,
+        **_identity(draft),
         "time": iso_time(draft.started_wall),
         "host": draft.host,
-        "account": draft.account,
-        "client": draft.client,
-        "key_id": draft.key_id,
-        "method": draft.method,
-        "path": draft.path,
-        "status": draft.status,
-        "outcome": draft.outcome,
-        "latency_ms": {
-            "total": draft.total_ms,
-            "upstream": draft.upstream_ms,
-            "ttfb": draft.ttfb_ms,
-        },
         "model": {"requested": draft.model, "answered": answered},
         "usage": usage,
         "stream": stream,

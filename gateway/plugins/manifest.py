@@ -18,9 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
-import yaml
-
+from gateway.documents import read_document
 from gateway.policy import PolicyError
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -159,14 +157,6 @@ def parse_plugin(data: Any) -> Plugin:
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PolicyError(f"cannot read {path}: {exc.strerror}") from exc
-    try:
-        data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else orjson.loads(text)
-    except (yaml.YAMLError, orjson.JSONDecodeError) as exc:
-        raise PolicyError(f"{path} is not valid: {exc}") from exc
+    data = read_document(path, "plugin fields")
     parse_plugin(data)
-    assert isinstance(data, dict)
     return data
