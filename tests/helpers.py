@@ -50,12 +50,16 @@ def error_of(body: bytes) -> dict[str, Any]:
 
 
 async def wait_for(
-    condition: Callable[[], Awaitable[bool]], *, timeout: float = 5.0, interval: float = 0.01
+    condition: Callable[[], Awaitable[bool]],
+    *,
+    timeout: float = 5.0,
+    interval: float = 0.01,
+    what: str = "condition",
 ) -> float:
     """Poll `condition` until it holds; return how long that took; fail at the deadline."""
     start = time.monotonic()
     while not await condition():
         if time.monotonic() - start > timeout:
-            raise AssertionError(f"condition not met within {timeout}s")
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(interval)
     return time.monotonic() - start

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -12,19 +9,10 @@ from redis.asyncio import Redis
 
 from gateway import appkeys
 from gateway.store import keys
+from tests.helpers import wait_for
 
 #: The usage the suite's upstream reports for a stream: 7 prompt tokens, one token per word.
 STREAM_PROMPT_TOKENS = 7
-
-
-async def wait_until(
-    condition: Callable[[], Awaitable[bool]], within: float = 5.0, what: str = "condition"
-) -> None:
-    deadline = time.monotonic() + within
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 async def tokens_in_window(redis: Redis, account: str, scope: str) -> int:
@@ -44,5 +32,5 @@ async def flush_usage(app: web.Application) -> None:
     async def drained() -> bool:
         return journal.queued == 0
 
-    await wait_until(drained, what="the journal queue to drain")
+    await wait_for(drained, what="the journal queue to drain")
     await app[appkeys.METERING].usage.flush()

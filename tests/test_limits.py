@@ -22,12 +22,12 @@ from gateway.limits.usage import read_usage
 from gateway.store import keys
 from gateway.store.repositories import ApiKeyRepository
 from tests.conftest import Tenant, make_tenant, sdk_kwargs
+from tests.helpers import wait_for
 from tests.limits_support import (
     STREAM_PROMPT_TOKENS,
     flush_usage,
     in_flight,
     tokens_in_window,
-    wait_until,
 )
 from tests.upstream_server import UpstreamServer
 
@@ -95,7 +95,7 @@ async def test_over_the_limit_is_an_openai_429_with_rate_limit_headers(
         records = [orjson.loads(fields[b"record"]) for _id, fields in entries]
         return any(r["status"] == 429 and r["key_id"] == tenant.key_id for r in records)
 
-    await wait_until(refusal_journaled, what="the 429 in the journal")
+    await wait_for(refusal_journaled, what="the 429 in the journal")
 
 
 async def test_concurrent_requests_admit_exactly_the_limit(
@@ -145,7 +145,7 @@ async def test_stream_reservation_is_replaced_by_the_real_usage(
     async def reconciled() -> bool:
         return await tokens_in_window(redis, tenant.account, scope) == real
 
-    await wait_until(reconciled, what="the reservation (500+) to become the real usage")
+    await wait_for(reconciled, what="the reservation (500+) to become the real usage")
     await flush_usage(gateway.app)
     rows = await read_usage(redis, [tenant.account], [utc_day(time.time())])
     assert [
@@ -190,7 +190,7 @@ async def test_max_concurrent_counts_requests_in_flight(
     async def released() -> bool:
         return await in_flight(redis, tenant.account, f"client:{tenant.client}") == 0
 
-    await wait_until(released, what="the in-flight slot to be released")
+    await wait_for(released, what="the in-flight slot to be released")
     reply = await sdk.chat.completions.create(model="gpt-test", messages=HI)
     assert reply.choices[0].message.content == "Hello from upstream"
 
