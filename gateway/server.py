@@ -23,7 +23,7 @@ from gateway import appkeys
 from gateway.admin.app import create_admin_app
 from gateway.app import create_app, create_redis
 from gateway.config import Settings
-from gateway.demo import demo_instructions, ensure_demo_tenant
+from gateway.demo import DEMO_DIR, demo_instructions, ensure_demo_tenant
 from gateway.logs import configure_logging
 from gateway.redis_server import embedded_redis_url
 
@@ -178,4 +178,11 @@ def _prepare_demo(settings: Settings, secret: str) -> str:
     if settings.admin_token:
         host = display_host(settings.admin_host)
         dashboard = f"http://{host}:{settings.admin_port}/admin/#token={settings.admin_token}"
-    return demo_instructions(hostname, key, display_host(settings.host), settings.port, dashboard)
+    return demo_instructions(
+        hostname,
+        key,
+        display_host(settings.host),
+        settings.port,
+        dashboard,
+        demo_dir=settings.var_path / DEMO_DIR,
+    )
