@@ -39,6 +39,8 @@ from gateway.keys_service import issue_key
 from gateway.limits.cli import add_limit_arguments, limit_changes, limits_text, usage_report
 from gateway.plugins.cli import add_plugin_commands
 from gateway.policy_cli import add_policy_arguments, apply_policy_arguments
+from gateway.redis_server import embedded_url
+from gateway.redis_url import redis_failure
 from gateway.server import redis_for, serve
 from gateway.store.records import ClientRecord
 from gateway.store.repositories import ApiKeyRepository, ClientRepository, DomainRepository
@@ -384,6 +386,7 @@ def _run_admin(func: Command, args: argparse.Namespace, settings: Settings) -> N
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    settings = Settings()
     try:
         settings = load_settings()
         if args.group == "serve":
@@ -393,7 +396,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GatewayError as exc:
         sys.stderr.write(f"gateway: {exc.message}\n")
         return 1
-    except (RedisError, OSError) as exc:
+    except RedisError as exc:
+        url = settings.redis_url or embedded_url(settings.var_path)
+        failure = redis_failure(url, exc, configured=bool(settings.redis_url))
+        sys.stderr.write(f"gateway: {failure}\n")
+        return 1
+    except OSError as exc:
         sys.stderr.write(f"gateway: {type(exc).__name__}: {exc}\n")
         return 1
     except KeyboardInterrupt:
