@@ -1,0 +1,71 @@
+"""The invalidation listener while Redis is away: it backs off, logs at most once per interval
+with a count of the failed attempts, and resubscribes (clearing the caches) once Redis is back.
+
+A real Redis is started on a port where nothing listened before, so the outage is real too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from structlog.testing import capture_logs
+
+from gateway.app import create_redis
+from gateway.cache import InvalidationListener
+from gateway.redis_server import EmbeddedRedis
+from gateway.store import keys
+from tests.conftest import free_port
+from tests.helpers import wait_for
+
+LOG_INTERVAL = 0.4
+
+
+async def test_an_outage_is_logged_once_per_interval_with_counts(tmp_path: Path) -> None:
+    port = free_port()
+    redis = create_redis(f"redis://127.0.0.1:{port}/0")
+    messages: list[str] = []
+    listener = InvalidationListener(
+        redis, messages.append, retry_delay=0.01, max_delay=0.05, log_interval=LOG_INTERVAL
+    )
+    server = EmbeddedRedis(tmp_path / "redis", port=port, persistent=False)
+    with capture_logs() as logs:
+        task = asyncio.create_task(listener.run())
+        try:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+
+            async def many_failures() -> bool:
+                return listener.failures >= 25
+
+            await wait_for(many_failures, timeout=10.0, what="25 failed attempts")
+            elapsed = loop.time() - started
+            lost = [e for e in logs if e["event"] == "invalidation_listener_lost"]
+            # Every attempt is counted in some line, but lines come at most once per interval.
+            assert 1 <= len(lost) <= int(elapsed / LOG_INTERVAL) + 2, (len(lost), elapsed)
+            assert lost[0]["failures"] == 1  # the first failure is logged at once
+            assert sum(e["failures"] for e in lost) <= listener.failures
+            assert all(e["log_level"] == "warning" for e in lost)
+            # Backed off: 25 attempts at the 0.01 s floor would take 0.25 s; doubling to the
+            # 0.05 s ceiling takes longer.
+            assert elapsed >= 0.01 + 0.02 + 0.04 + 0.05 * 20
+            assert not listener.subscribed.is_set()
+
+            await asyncio.to_thread(server.start)
+            await asyncio.wait_for(listener.subscribed.wait(), 10.0)
+            restored = [e for e in logs if e["event"] == "invalidation_listener_restored"]
+            assert len(restored) == 1
+            assert restored[0]["failures"] >= 25
+            assert listener.failures == 0
+            assert messages[-1] == "*"  # a resubscription drops every cached entry
+
+            async def delivered() -> bool:
+                await redis.publish(keys.INVALIDATION_CHANNEL, "client:x")
+                return "client:x" in messages
+
+            await wait_for(delivered, timeout=5.0, what="a message after the outage")
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await redis.aclose()
+            await asyncio.to_thread(server.stop)
