@@ -188,9 +188,11 @@ async def test_the_key_rules_are_the_same_by_path(
             gateway, "POST", path, host=LOOPBACK, key=key, body=BODY
         )
         assert got == status, (key, body)
-        assert headers["x-request-id"]
         if code is not None:
             assert error_of(body)["code"] == code
+        record = await wait_for_record(redis, headers["x-request-id"])  # refusals too
+        assert (record["status"], record["addressing"]) == (status, "path")
+        assert (record["account"], record["client"]) == (echo_tenant.account, echo_tenant.client)
     # The sibling's own key still works on the sibling's own path.
     got, _, _ = await raw_request(
         gateway,
@@ -201,6 +203,50 @@ async def test_the_key_rules_are_the_same_by_path(
         body=BODY,
     )
     assert got == 200
+
+
+SAME_ANSWERS = [
+    # (method, path under the tenant, body, extra headers, with the key)
+    ("GET", "/v1/chat/completions", None, {}, True),  # 405: use POST
+    ("POST", "/v1/chat/completions", b"{not json", {}, True),  # 400 invalid_request
+    ("POST", "/v1/chat/completions", b'{"model": "echo-1"}', {}, True),  # 400: no messages
+    ("POST", "/v1/no-such-endpoint", BODY, {}, True),  # 404 unknown_url
+    ("POST", "/v1/chat/completions", BODY, {"Origin": "https://app.example.com"}, True),
+    ("POST", "/v1/chat/completions", BODY, {"Origin": "https://evil.example.net"}, True),
+    (
+        "OPTIONS",
+        "/v1/chat/completions",
+        None,
+        {"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"},
+        False,
+    ),
+]
+
+
+@pytest.mark.parametrize(("method", "rest", "body", "headers", "with_key"), SAME_ANSWERS)
+async def test_every_kind_of_answer_is_the_same_by_path_and_by_host(
+    gateway: TestServer,
+    redis: Redis,
+    method: str,
+    rest: str,
+    body: bytes | None,
+    headers: dict[str, str],
+    with_key: bool,
+) -> None:
+    tenant = await make_tenant(
+        redis, client="web", provider="echo", cors_origins=("https://app.example.com",)
+    )
+    key = tenant.key if with_key else None
+    answers = []
+    for host, path in ((tenant.hostname, rest), (LOOPBACK, tenant_path(tenant, rest))):
+        status, got, raw = await raw_request(
+            gateway, method, path, host=host, key=key, body=body, headers=headers
+        )
+        code = error_of(raw)["code"] if status >= 400 else None
+        cors = {k: v for k, v in got.items() if k.startswith("access-control-")}
+        answers.append((status, code, cors))
+    assert answers[0] == answers[1]
+    assert answers[0][0] != 404 or rest == "/v1/no-such-endpoint"
 
 
 @pytest.mark.parametrize(
