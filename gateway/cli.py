@@ -22,7 +22,6 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway import __version__
-from gateway.app import create_redis
 from gateway.config import Settings, load_settings, read_or_create_token, resolve_secret
 from gateway.demo import DEMO_ADMIN_TOKEN_FILE
 from gateway.domains import (
@@ -41,6 +40,7 @@ from gateway.plugins.cli import add_plugin_commands
 from gateway.policy_cli import add_policy_arguments, apply_policy_arguments
 from gateway.server import redis_for, serve
 from gateway.store.records import ClientRecord
+from gateway.store.redis import create_redis
 from gateway.store.repositories import ApiKeyRepository, ClientRepository, DomainRepository
 from gateway.tenancy import is_account_number, is_client_name
 

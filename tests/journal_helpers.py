@@ -52,10 +52,12 @@ async def wait_for_records(
 
 
 async def wait_for_record(redis: Redis, request_id: str, within: float = 10.0) -> dict[str, Any]:
+    """The record whose `request_id` (the gateway's) or `client_request_id` (what the test sent
+    as `X-Client-Request-Id`) is `request_id`."""
     deadline = time.monotonic() + within
     while True:
         for record in await journal_records(redis):
-            if record["request_id"] == request_id:
+            if request_id in (record["request_id"], record["client_request_id"]):
                 return record
         assert time.monotonic() < deadline, f"no journal record for {request_id}"
         await asyncio.sleep(0.02)

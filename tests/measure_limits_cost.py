@@ -20,10 +20,10 @@ from typing import Any
 import aiohttp
 import orjson
 
-from gateway.app import create_redis
 from gateway.keys_service import issue_key
 from gateway.redis_server import EmbeddedRedis
 from gateway.store.records import ClientRecord
+from gateway.store.redis import create_redis
 from gateway.store.repositories import ApiKeyRepository, ClientRepository
 from tests.conftest import free_port
 

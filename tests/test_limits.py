@@ -17,7 +17,7 @@ from openai.types.chat import ChatCompletionMessageParam
 from redis.asyncio import Redis
 
 from gateway import appkeys
-from gateway.limits.policy import utc_day
+from gateway.limits.checks import utc_day
 from gateway.limits.usage import read_usage
 from gateway.store import keys
 from gateway.store.repositories import ApiKeyRepository

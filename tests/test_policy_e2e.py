@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestServer
 from openai.types.chat import ChatCompletionMessageParam
 from redis.asyncio import Redis
 
-from gateway.policy import ClientPolicy
+from gateway.rewrite import ClientPolicy
 from tests.conftest import Tenant, make_tenant, sdk_kwargs
 from tests.upstream_server import UpstreamServer
 
