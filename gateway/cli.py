@@ -32,7 +32,7 @@ from gateway.domains import (
     verify_domain,
 )
 from gateway.errors import GatewayError, InvalidRequestError
-from gateway.handlers.registry import provider_names
+from gateway.handlers.registry import needs_upstream_url, provider_names
 from gateway.journal.cli import add_journal_commands
 from gateway.keys_service import issue_key
 from gateway.limits.cli import add_limit_arguments, limit_changes, limits_text, usage_report
@@ -96,7 +96,7 @@ async def clients_add(args: argparse.Namespace, settings: Settings, redis: Redis
         raise InvalidRequestError(
             f"unknown provider {args.provider!r}; installed: {', '.join(provider_names())}"
         )
-    if args.provider in ("openai", "azure") and not args.upstream_url:
+    if needs_upstream_url(args.provider) and not args.upstream_url:
         raise InvalidRequestError(f"provider {args.provider!r} needs --upstream-url")
     record = ClientRecord(
         account=args.account,

@@ -174,18 +174,18 @@ async def _end_broken_stream(
     response: web.StreamResponse, exchange: Exchange, exc: GatewayError
 ) -> None:
     """Headers are gone, so the status cannot change: end the stream with an error event."""
-    outcome = "upstream_timeout" if isinstance(exc, UpstreamTimeoutError) else "upstream_error"
-    if not isinstance(exc, UpstreamError):
+    if isinstance(exc, UpstreamError):
+        timeout = isinstance(exc, UpstreamTimeoutError)
+        outcome = "upstream_timeout" if timeout else "upstream_error"
+    else:
         outcome = "internal_error" if exc.status >= 500 else "bad_request"
-    error = exc.to_body()["error"]
-    exchange.ended(
-        outcome,
-        {
-            "message": f"the stream broke off: {exc.message}",
-            **{k: v for k, v in error.items() if k != "message"},
-        },
-    )
-    event = orjson.dumps({"error": exchange.error})
+    error = {
+        "message": f"the stream broke off: {exc.message}",
+        "type": exc.error_type,
+        "param": None,
+        "code": outcome,
+    }
+    exchange.ended(outcome, error)
     with contextlib.suppress(ConnectionResetError):
-        await response.write(b"data: " + event + b"\n\n")
+        await response.write(b"data: " + orjson.dumps({"error": error}) + b"\n\n")
         await response.write_eof()

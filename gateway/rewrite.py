@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from gateway.errors import InvalidRequestError
+from gateway.errors import InvalidRequestError, PolicyError
 
 #: The tenant endpoints, by the names the pipeline's routes, providers and rules use.
 Endpoint = Literal["chat", "completions", "embeddings", "responses", "models"]
@@ -37,10 +37,6 @@ CEILING_FIELDS: dict[Endpoint, tuple[str, ...]] = {
 }
 
 _DEFAULT_AZURE_API_VERSION = "2024-10-21"
-
-
-class PolicyError(ValueError):
-    """A policy document or flag is malformed (the CLI reports it, exit 1)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -25,9 +25,9 @@ from gateway.redis_server import EmbeddedRedis
 from gateway.store.records import ClientRecord
 from gateway.store.redis import create_redis
 from gateway.store.repositories import ApiKeyRepository, ClientRepository
-from tests.journal_helpers import validate_all_records
-from tests.redis_cluster import RedisClusterProcesses, cluster_ports
-from tests.upstream_server import UPSTREAM_KEY, UpstreamServer
+from tests.support.journal_helpers import validate_all_records
+from tests.support.redis_cluster import RedisClusterProcesses, cluster_ports
+from tests.support.upstream_server import UPSTREAM_KEY, UpstreamServer
 
 REPO = Path(__file__).resolve().parents[1]
 

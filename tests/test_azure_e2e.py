@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from gateway.rewrite import ClientPolicy
 from tests.conftest import make_tenant, sdk_kwargs
-from tests.upstream_server import UPSTREAM_KEY, UpstreamServer
+from tests.support.upstream_server import UPSTREAM_KEY, UpstreamServer
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from redis.asyncio import Redis
 
 from gateway.rewrite import ClientPolicy
 from tests.conftest import make_tenant, sdk_kwargs
-from tests.journal_helpers import journal_record
-from tests.upstream_server import UpstreamServer
+from tests.support.journal_helpers import journal_record
+from tests.support.upstream_server import UpstreamServer
 
 
 async def test_completions_json_and_stream(

@@ -16,8 +16,8 @@ from gateway.app import create_app
 from gateway.config import Settings
 from gateway.store import keys
 from tests.conftest import TEST_SECRET, AiohttpServer, Tenant, sdk_kwargs
-from tests.journal_helpers import journal_records, wait_for_record, wait_for_records
-from tests.upstream_server import UpstreamServer
+from tests.support.journal_helpers import journal_records, wait_for_record, wait_for_records
+from tests.support.upstream_server import UpstreamServer
 
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi there"}]
 
@@ -169,7 +169,7 @@ async def test_client_disconnect_mid_stream_keeps_what_was_relayed(
         assert first.choices[0].delta.role == "assistant"
         await stream.close()
     (record,) = await wait_for_records(redis, 1)
-    assert record["outcome"] == "client_disconnected"
+    assert (record["status"], record["outcome"]) == (200, "client_disconnected")
     assert record["stream"]["chunks"] == 1
     assert record["stream"]["text"] == ""
     upstream_server.release()

@@ -24,7 +24,7 @@ from gateway.redis_server import EmbeddedRedis
 from gateway.store import keys
 from gateway.store.redis import create_redis
 from tests.conftest import TEST_SECRET, AiohttpServer, free_port, make_tenant, sdk_kwargs
-from tests.journal_helpers import journal_records, wait_for_records
+from tests.support.journal_helpers import journal_records, wait_for_records
 
 N = 60
 

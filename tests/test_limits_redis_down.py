@@ -18,7 +18,7 @@ from gateway.config import Settings
 from gateway.redis_server import EmbeddedRedis
 from gateway.store.redis import create_redis
 from tests.conftest import TEST_SECRET, AiohttpServer, free_port, make_tenant, sdk_kwargs
-from tests.upstream_server import UpstreamServer
+from tests.support.upstream_server import UpstreamServer
 
 ADMIN_TOKEN = "admin-test-token"
 HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]

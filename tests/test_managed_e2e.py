@@ -12,14 +12,15 @@ import pytest
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
+from gateway.errors import PluginRefusedError, ToolFailedError
 from gateway.plugins.manifest import HttpPluginConfig, parse_plugin
-from gateway.plugins.runner import ToolFailedError, call_http
-from gateway.plugins.ssrf import PluginRefusedError, address_refusal, checked_addresses
+from gateway.plugins.runner import call_http
+from gateway.plugins.ssrf import address_refusal, checked_addresses
 from gateway.rewrite import ClientPolicy
 from tests.conftest import AiohttpServer, make_tenant, sdk_kwargs
-from tests.journal_helpers import journal_record
-from tests.plugin_server import PluginServer
-from tests.upstream_server import UpstreamServer
+from tests.support.journal_helpers import journal_record
+from tests.support.plugin_server import PluginServer
+from tests.support.upstream_server import UpstreamServer
 
 STATIC = {
     "name": "company_info",
@@ -257,7 +258,7 @@ async def test_http_plugin_post_sends_arguments_as_json(
     ],
 )
 def test_bad_manifests_are_refused(change: dict[str, Any], message: str) -> None:
-    from gateway.rewrite import PolicyError
+    from gateway.errors import PolicyError
 
     manifest = {**weather_manifest("https://api.example.com"), **change}
     with pytest.raises(PolicyError, match=message):

@@ -12,9 +12,9 @@ from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
 from tests.conftest import Tenant, make_tenant, sdk_kwargs
-from tests.helpers import raw_request
-from tests.journal_helpers import journal_record
-from tests.upstream_server import UPSTREAM_KEY, UpstreamServer, completion
+from tests.support.helpers import raw_request
+from tests.support.journal_helpers import journal_record
+from tests.support.upstream_server import UPSTREAM_KEY, UpstreamServer, completion
 
 MESSAGES: list[openai.types.chat.ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 

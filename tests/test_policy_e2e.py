@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from gateway.rewrite import ClientPolicy
 from tests.conftest import Tenant, make_tenant, sdk_kwargs
-from tests.upstream_server import UpstreamServer
+from tests.support.upstream_server import UpstreamServer
 
 MakeClient = Callable[[ClientPolicy], Awaitable[openai.AsyncOpenAI]]
 HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]

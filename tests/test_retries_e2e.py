@@ -14,8 +14,8 @@ from gateway.config import Settings
 from gateway.rewrite import ClientPolicy, UpstreamTarget
 from gateway.upstream.retries import RetrySettings, backoff_delay, retry_after_seconds
 from tests.conftest import AiohttpServer, free_port, make_tenant, sdk_kwargs
-from tests.journal_helpers import journal_record
-from tests.upstream_server import UpstreamServer
+from tests.support.journal_helpers import journal_record
+from tests.support.upstream_server import UpstreamServer
 
 HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 

@@ -26,6 +26,14 @@ ENTRY_POINT_GROUP = "gateway.handlers"
 log = structlog.get_logger("gateway.handlers")
 
 
+#: Built-in providers that forward to an upstream, so a client of theirs needs `--upstream-url`.
+_NEEDS_UPSTREAM_URL = frozenset({"openai", "azure"})
+
+
+def needs_upstream_url(provider: str) -> bool:
+    return provider in _NEEDS_UPSTREAM_URL
+
+
 def builtin_factories() -> dict[str, HandlerFactory]:
     return {
         "openai": create_openai_handler,

@@ -62,7 +62,8 @@ class Metering:
         if not has_limits(identity.client) and (key is None or not has_limits(key)):
             return None
         scopes = scopes_of(identity.client, key)
-        estimate = estimate_tokens(exchange.upstream_body(data), data)
+        # A route without a body (GET /v1/models) uses no tokens: it reserves none.
+        estimate = estimate_tokens(exchange.upstream_body(data), data) if exchange.raw_body else 0
         admission = await self.limiter.admit(identity.client.account, scopes, estimate)
         if admission is not None and admission.headers:
             exchange.add_headers(admission.headers)

@@ -2,7 +2,7 @@
 
     aiohttp.ClientConnectorError  -> UpstreamError 502 `upstream_unreachable`
     aiohttp.ClientPayloadError    -> UpstreamError 502 `upstream_bad_response`
-    other aiohttp.ClientError     -> UpstreamError 502 `upstream_bad_response`
+    other aiohttp.ClientError     -> UpstreamError 502 `upstream_error` (dropped, reset, ...)
     TimeoutError                  -> UpstreamTimeoutError 504 `upstream_timeout`
 
 Used around every upstream send, every body read and every stream chunk, by the transport and
@@ -32,9 +32,11 @@ def upstream_errors(what: str = "the upstream provider") -> Iterator[None]:
             f"cannot connect to {what} ({exc.host}:{exc.port})", code="upstream_unreachable"
         ) from exc
     except aiohttp.ClientPayloadError as exc:
-        raise UpstreamError(f"{what} sent a broken body") from exc
+        raise UpstreamError(f"{what} sent a broken body", code="upstream_bad_response") from exc
     except aiohttp.ClientError as exc:
-        raise UpstreamError(f"the request to {what} failed: {type(exc).__name__}") from exc
+        raise UpstreamError(
+            f"the request to {what} failed: {type(exc).__name__}", code="upstream_error"
+        ) from exc
 
 
 def is_api_error(body: bytes) -> bool:

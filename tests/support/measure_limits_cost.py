@@ -2,7 +2,8 @@
 limit, one limit, and every limit (set so high they never refuse); interleaved rounds of a fixed
 number of requests at a fixed concurrency, on loopback. Bounded in count and time.
 
-    .venv/bin/python -m tests.measure_limits_cost [--requests 2000] [--rounds 5] [--parallel 8]
+    .venv/bin/python -m tests.support.measure_limits_cost \
+        [--requests 2000] [--rounds 5] [--parallel 8]
 """
 
 from __future__ import annotations
