@@ -13,7 +13,7 @@ import redis
 from gateway.cli import build_parser
 from gateway.cli_text import fields_text, key_state, value_text
 from gateway.handlers.registry import provider_names
-from gateway.limits.policy import LIMIT_FIELDS
+from gateway.limits.checks import LIMIT_FIELDS
 from gateway.store import keys
 from gateway.store.records import ApiKeyRecord, ClientRecord
 from tests.conftest import ACCOUNT, REPO, Cli

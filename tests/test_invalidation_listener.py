@@ -11,12 +11,12 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
-from gateway.app import create_redis
 from gateway.cache import InvalidationListener
 from gateway.redis_server import EmbeddedRedis
 from gateway.store import keys
+from gateway.store.redis import create_redis
 from tests.conftest import free_port
-from tests.helpers import wait_for
+from tests.support.helpers import wait_for
 
 LOG_INTERVAL = 0.4
 

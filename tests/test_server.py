@@ -22,7 +22,7 @@ import pytest
 
 from gateway.demo import DEMO_ACCOUNT, DEMO_CLIENT
 from tests.conftest import ACCOUNT, TEST_SECRET, Cli, free_port
-from tests.node_sdk import node_openai
+from tests.support.node_sdk import node_openai
 
 START_DEADLINE = 30.0
 STOP_DEADLINE = 20.0

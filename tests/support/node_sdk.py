@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NODE_DIR = REPO / "var" / "node"
 #: The last openai release line that runs on Node 20 (7.x needs Node 22).
 OPENAI_NODE_VERSION = "6.30.1"
