@@ -143,11 +143,14 @@ def demo_instructions(
     """What `make run` prints: the tenant, the key, and snippets that run when pasted into a
     file (flush left), also written to `demo_dir` when one is given, with their paths."""
     snippets = demo_snippets(hostname, key, host, port)
+    key_file = demo_dir.parent / DEMO_KEY_FILE if demo_dir else Path("var") / DEMO_KEY_FILE
     lines = [
         "",
         f"Demo tenant ready: http://{hostname}:{port}/v1  (provider: echo)",
         f"Same tenant by path: http://{host}:{port}/tenants/{DEMO_CLIENT}.{DEMO_ACCOUNT}/v1",
-        f"API key (kept in var/{DEMO_KEY_FILE}): {key}",
+        "echo answers every endpoint offline (chat, completions, embeddings, responses, models;",
+        "JSON and stream, with usage), so any OpenAI client can try them all.",
+        f"API key (kept in {key_file}): {key}",
         "",
     ]
     if demo_dir is not None:

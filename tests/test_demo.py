@@ -97,6 +97,7 @@ def test_snippets_are_printed_flush_left_and_written_to_private_files(tmp_path: 
     snippets = demo_snippets(HOSTNAME, key, "127.0.0.1", 8123)
     assert [s.file_name for s in snippets] == ["curl.sh", "demo.py", "demo.mjs"]
     assert stat.S_IMODE(demo_dir.stat().st_mode) == 0o700
+    assert f"API key (kept in {demo_dir.parent / DEMO_KEY_FILE}): {key}\n" in text
     for snippet in snippets:
         path = demo_dir / snippet.file_name
         assert path.read_text(encoding="utf-8") == snippet.text + "\n"
