@@ -7,6 +7,8 @@ A real Redis is started on a port where nothing listened before, so the outage i
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from pathlib import Path
 
 from structlog.testing import capture_logs
@@ -15,10 +17,12 @@ from gateway.cache import InvalidationListener
 from gateway.redis_server import EmbeddedRedis
 from gateway.store import keys
 from gateway.store.redis import create_redis
-from tests.conftest import free_port
+from tests.conftest import TEST_SECRET, free_port
 from tests.support.helpers import wait_for
+from tests.test_server import GatewayProcess
 
 LOG_INTERVAL = 0.4
+OUTAGE_WINDOW = 3.5  # seconds
 
 
 async def test_an_outage_is_logged_once_per_interval_with_counts(tmp_path: Path) -> None:
@@ -69,3 +73,35 @@ async def test_an_outage_is_logged_once_per_interval_with_counts(tmp_path: Path)
             await asyncio.gather(task, return_exceptions=True)
             await redis.aclose()
             await asyncio.to_thread(server.stop)
+
+
+def test_serve_against_a_down_redis_logs_the_loss_once(tmp_path: Path) -> None:
+    """The real `gateway serve` with its default back-off and interval: over a few seconds of
+    outage, one `invalidation_listener_lost` line, where it used to log one every half second."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env.update(
+        GATEWAY_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
+        GATEWAY_SECRET=TEST_SECRET,
+        GATEWAY_VAR_DIR=str(tmp_path / "var"),
+    )
+    port = free_port()
+    gateway = GatewayProcess(["serve", "--port", str(port)], env, tmp_path, port)
+    try:
+        # Listening despite the outage (/readyz says 503 while Redis is away, by design).
+        gateway.wait_for(
+            lambda: any(e["event"] == "gateway_listening" for e in gateway.events()),
+            "gateway_listening",
+            30.0,
+        )
+        started = time.monotonic()
+
+        def lost() -> list[dict[str, object]]:
+            return [e for e in gateway.events() if e["event"] == "invalidation_listener_lost"]
+
+        # Watch for a window in which the old code logged 7 lines (one every 0.5 s).
+        gateway.wait_for(lambda: time.monotonic() - started > OUTAGE_WINDOW, "the window")
+        assert len(lost()) == 1, lost()
+        assert lost()[0]["failures"] == 1
+        assert gateway.terminate() == 0
+    finally:
+        gateway.kill()
