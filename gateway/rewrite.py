@@ -51,16 +51,18 @@ class UpstreamTarget:
         return {"url": self.url, "key_env": self.key_env, "key": "***" if self.key else ""}
 
     def public_url(self) -> str:
-        """The URL as logs and the journal show it: without any `user:password@`."""
+        """The URL as logs and the journal show it: no `user:password@`, no query string."""
         return public_url(self.url)
 
 
 def public_url(url: str) -> str:
-    """`url` without userinfo (`http://user:pass@host/v1` -> `http://host/v1`)."""
+    """`url` without userinfo or query (`http://u:p@host/v1?key=k` -> `http://host/v1`): some
+    upstreams take a key in either."""
     parts = urlsplit(url)
-    if "@" not in parts.netloc:
+    if "@" not in parts.netloc and not parts.query:
         return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=netloc, query="", fragment=""))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

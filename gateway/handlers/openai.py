@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -57,7 +58,12 @@ class OpenAIPassthrough:
         self.transport = transport
 
     def url(self, client: ClientRecord, base: str, path: str, data: dict[str, Any] | None) -> str:
-        return base.rstrip("/") + path
+        """`path` under the base URL's path; a query the base carries (some upstreams take the
+        key there) stays the query."""
+        if "?" not in base:
+            return base.rstrip("/") + path
+        parts = urlsplit(base)
+        return urlunsplit(parts._replace(path=parts.path.rstrip("/") + path))
 
     def auth_headers(self, key: str) -> list[tuple[str, str]]:
         return [("Authorization", f"Bearer {key}")]
