@@ -62,6 +62,15 @@ def create_redis(url: str) -> Redis:
     return Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
 
 
+def store_name(url: str) -> str:
+    """`url` without its userinfo (password): names the Redis in logs and spill files."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
+
+
 def create_app(settings: Settings, secret: str) -> web.Application:
     """The gateway application; `settings.redis_url` must name a reachable-or-not Redis."""
     if not settings.redis_url:
@@ -157,6 +166,7 @@ async def _journal_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.var_path / "journal",
         options,
         observers=(metrics.observe, usage.observe),
+        store=store_name(settings.redis_url),
     )
     metrics.watch_journal(writer.counters)
     app[appkeys.JOURNAL] = writer

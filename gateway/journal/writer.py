@@ -26,7 +26,6 @@ import collections
 import contextlib
 import dataclasses
 import os
-import re
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -43,6 +42,7 @@ from gateway.journal.redact import RedactionPolicy
 from gateway.journal.spill import DeadLetterFile, SpillDirectory
 from gateway.logs import ThrottledLog
 from gateway.store import keys
+from gateway.store.faults import store_wide
 
 log = structlog.get_logger("gateway.journal")
 
@@ -109,21 +109,8 @@ _BATCH_BYTES = 2 * 1024 * 1024
 _DEFAULT_INDEX_TTL = 7 * 86400
 
 
-#: Redis errors that say "not now" about the whole store rather than "not this record": the
-#: batch is spilled and retried, never split or dead-lettered.
-_STORE_WIDE = re.compile(
-    r"\b(OOM|READONLY|LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|MISCONF|NOREPLICAS|NOPERM)\b"
-)
-
 #: Longest pause of the supervisor between a crash and the restart.
 _RESTART_DELAY = 0.1
-
-
-def store_wide(exc: BaseException) -> bool:
-    """True when `exc` means Redis cannot take any record now (spill and retry)."""
-    if not isinstance(exc, RedisError | OSError):
-        return False
-    return not isinstance(exc, ResponseError) or bool(_STORE_WIDE.search(str(exc)))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
