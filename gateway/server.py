@@ -23,6 +23,7 @@ from gateway import appkeys
 from gateway.admin.app import create_admin_app
 from gateway.app import create_app, create_redis
 from gateway.config import Settings
+from gateway.connection import GatewayRunner
 from gateway.demo import demo_instructions, ensure_demo_tenant
 from gateway.logs import configure_logging
 from gateway.redis_server import embedded_redis_url
@@ -74,7 +75,7 @@ async def serve_app(
     admin: bool = True,
 ) -> None:
     app = create_app(settings, secret)
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    runner = GatewayRunner(app, handler_cancellation=True, access_log=None)
     await runner.setup()
     admin_runner = await start_admin(settings, app) if admin else None
     site = web.TCPSite(

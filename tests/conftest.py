@@ -14,12 +14,15 @@ import openai
 import orjson
 import pytest
 import redis as sync_redis_lib
+from aiohttp import web
 from aiohttp.test_utils import TestServer
+from aiohttp.web_runner import BaseRunner
 from redis.asyncio import Redis
 
 from gateway.app import create_app, create_redis
 from gateway.cli import main as cli_main
 from gateway.config import Settings
+from gateway.connection import GatewayRunner
 from gateway.keys_service import issue_key
 from gateway.redis_server import EmbeddedRedis
 from gateway.store.records import ClientRecord
@@ -110,9 +113,37 @@ def upstream_server(upstream: tuple[UpstreamServer, str]) -> UpstreamServer:
     return upstream[0]
 
 
+class GatewayTestServer(TestServer):
+    """aiohttp's `TestServer` with the gateway's connection handler, as `gateway serve` runs."""
+
+    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
+        return GatewayRunner(self.app, **kwargs)
+
+
+GatewayServerFactory = Callable[[web.Application], Awaitable[TestServer]]
+
+
 @pytest.fixture
-async def gateway(aiohttp_server: AiohttpServer, settings: Settings, redis: Redis) -> TestServer:
-    return await aiohttp_server(create_app(settings, TEST_SECRET))
+async def gateway_server() -> AsyncIterator[GatewayServerFactory]:
+    """Start apps behind the gateway's own connection layer (header timeout, parser errors)."""
+    started: list[TestServer] = []
+
+    async def start(app: web.Application) -> TestServer:
+        server = GatewayTestServer(app, host="127.0.0.1")
+        await server.start_server()
+        started.append(server)
+        return server
+
+    yield start
+    for server in reversed(started):
+        await server.close()
+
+
+@pytest.fixture
+async def gateway(
+    gateway_server: GatewayServerFactory, settings: Settings, redis: Redis
+) -> TestServer:
+    return await gateway_server(create_app(settings, TEST_SECRET))
 
 
 @dataclasses.dataclass(frozen=True)
