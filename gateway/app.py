@@ -29,6 +29,7 @@ from gateway.store.records import ApiKeyRecord, ClientRecord
 from gateway.store.repositories import ApiKeyRepository, ClientRepository, DomainRepository
 from gateway.tenancy import TenantResolver
 from gateway.upstream import create_upstream_session
+from gateway.urls import without_userinfo
 from gateway.views import add_routes
 
 #: Longest wait at start-up for the cache-invalidation subscription.
@@ -60,15 +61,6 @@ def create_redis(url: str) -> Redis:
         )
         return cast(Redis, cluster)
     return Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
-
-
-def store_name(url: str) -> str:
-    """`url` without its userinfo (password): names the Redis in logs and spill files."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    authority, slash, path = rest.partition("/")
-    return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
 
 
 def create_app(settings: Settings, secret: str) -> web.Application:
@@ -166,7 +158,7 @@ async def _journal_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.var_path / "journal",
         options,
         observers=(metrics.observe, usage.observe),
-        store=store_name(settings.redis_url),
+        store=without_userinfo(settings.redis_url),
     )
     metrics.watch_journal(writer.counters)
     app[appkeys.JOURNAL] = writer

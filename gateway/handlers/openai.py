@@ -27,6 +27,7 @@ from gateway.protocols import OpenAICompatibleChatCompletionResponseType, Provid
 from gateway.retries import RetrySettings, Target, send
 from gateway.store.records import ClientRecord
 from gateway.upstream import forward_request_headers
+from gateway.urls import without_userinfo
 
 
 def resolve_key(key_env: str, key: str) -> str | None:
@@ -82,7 +83,10 @@ class OpenAIPassthrough:
             if data is not None:
                 headers["Content-Type"] = "application/json"
             url = self.url(client, upstream.url, path, data)
-            targets.append(Target(url=url, headers=headers, label=upstream.url))
+            if key:  # the key is the credential: userinfo beside it is a ValueError in aiohttp
+                url = without_userinfo(url)
+            label = without_userinfo(upstream.url)  # the journal shows it: no password
+            targets.append(Target(url=url, headers=headers, label=label))
         return targets
 
     async def forward(

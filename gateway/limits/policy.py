@@ -27,6 +27,9 @@ BYTES_PER_TOKEN = 4
 #: and in its Lua scripts (whose numbers are doubles) instead of failing the script.
 MAX_TOKENS_PER_REQUEST = 1_000_000_000
 
+#: The largest value a limit may be set to (the check script refuses more than 2^53).
+MAX_LIMIT = 10**15
+
 Kind = Literal["r", "t", "c", "d", "m"]
 #: Names of the limit fields on both record kinds, as they appear in JSON and the CLI.
 LIMIT_FIELDS = ("rpm", "tpm", "max_concurrent", "tokens_per_day", "tokens_per_month")
