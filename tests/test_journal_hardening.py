@@ -29,6 +29,10 @@ from tests.test_journal_queue import draft
 OPTIONS = JournalOptions(flush_interval=0.01, retry_delay=0.05)
 
 
+def file_lines(directory: Path, pattern: str) -> list[bytes]:
+    return b"".join(p.read_bytes() for p in sorted(directory.glob(pattern))).splitlines()
+
+
 async def send_raw(gateway: TestServer, data: bytes) -> list[str]:
     """Raw bytes on one connection; the `x-request-id` of every response until it closes."""
     reader, writer = await asyncio.open_connection(gateway.host, gateway.port)
@@ -100,8 +104,7 @@ async def test_a_record_redis_refuses_is_dead_lettered_and_its_batch_written(
     assert [i for i in ids if i != "req-4"] == [f"req-{i}" for i in range(9) if i != 4]
     counters = writer.counters()
     assert (counters["written"], counters["dead_lettered"], counters["dropped"]) == (8, 1, 0)
-    files = tmp_path.glob("dead-*.jsonl")
-    [dead] = [orjson.loads(line) for p in files for line in p.read_bytes().splitlines()]
+    [dead] = [orjson.loads(line) for line in file_lines(tmp_path, "dead-*.jsonl")]
     assert dead["r"]["request_id"] == "req-4"
     assert "WRONGTYPE" in dead["error"]
 
@@ -145,8 +148,7 @@ async def test_shutdown_spills_everything_when_redis_is_gone(tmp_path: Path) -> 
         writer.submit(draft(index, b"{}"))
     await writer.close()
     await dead.aclose()
-    lines = b"".join(p.read_bytes() for p in tmp_path.glob("spill-*.jsonl")).splitlines()
-    spilled = [orjson.loads(line) for line in lines]
+    spilled = [orjson.loads(line) for line in file_lines(tmp_path, "spill-*.jsonl")]
     assert [s["r"]["request_id"] for s in spilled if "r" in s] == [f"req-{i}" for i in range(20)]
     assert writer.counters()["dropped"] == 0
 
