@@ -31,7 +31,8 @@ def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):  # content parts
-        return " ".join(part.get("text", "") for part in content if isinstance(part, dict)).strip()
+        texts = (part.get("text") for part in content if isinstance(part, dict))
+        return " ".join(text for text in texts if isinstance(text, str)).strip()
     return ""
 
 

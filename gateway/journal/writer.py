@@ -181,6 +181,7 @@ class JournalWriter:
             "dropped": self.dropped,
             "dead_lettered": self.dead_lettered,
             "restarts": self.restarts,
+            "alive": int(self.alive),
         }
 
     def _pop(self) -> RecordDraft:
