@@ -43,6 +43,7 @@ class Settings:
     header_timeout: float = 10.0
     keepalive_timeout: float = 75.0
     trusted_proxies: str = ""
+    path_routing: bool = True
     var_dir: str = "var"
     cache_ttl: float = 5.0
     journal_enabled: bool = True

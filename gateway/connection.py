@@ -43,7 +43,7 @@ from aiohttp.web_runner import BaseRunner
 from gateway import appkeys
 from gateway.errors import InvalidRequestError
 from gateway.journal.record import RecordDraft
-from gateway.middlewares import request_id_for
+from gateway.middlewares import new_request_id
 
 log = structlog.get_logger("gateway.connection")
 
@@ -146,7 +146,7 @@ class GatewayRequestHandler(web_protocol.RequestHandler):
         if request.writer.output_size > 0:
             raise ConnectionError("the response was already started")
         error = parser_error(exc, status)
-        request_id = request_id_for(None)
+        request_id = new_request_id()
         journal_parser_error(self._app, request_id, error, request.remote)
         response = web.Response(
             status=error.status,
@@ -169,8 +169,11 @@ def journal_parser_error(
     journal.submit(
         RecordDraft(
             request_id=request_id,
+            client_request_id=None,
             started_wall=time.time(),
             host="",
+            addressing="host",
+            api="openai",
             account=None,
             client=None,
             key_id=None,
@@ -188,6 +191,8 @@ def journal_parser_error(
             response_headers=(("content-type", "application/json"),),
             response_body=body,
             capture=None,
+            usage_hidden=False,
+            usage=None,
             size=len(body),
             attempts=[],
             hops=[],

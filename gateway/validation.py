@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -43,8 +44,11 @@ def unreadable_body(encoding: str | None) -> InvalidRequestError:
     )
 
 
-async def read_json_object(request: web.Request, limit: int) -> tuple[bytes, dict[str, Any]]:
-    """The raw body and its parsed JSON object."""
+async def read_json_object(
+    request: web.Request, limit: int, received: Callable[[bytes], None]
+) -> dict[str, Any]:
+    """The parsed JSON object of the body; `received` gets the raw bytes first (the journal
+    keeps them even when they turn out not to be valid)."""
     content_type = request.headers.get("Content-Type")
     if not is_json_content_type(content_type):
         raise UnsupportedMediaTypeError(
@@ -58,6 +62,7 @@ async def read_json_object(request: web.Request, limit: int) -> tuple[bytes, dic
         raise too_large(limit) from exc
     except web.RequestPayloadError as exc:
         raise unreadable_body(request.headers.get("Content-Encoding")) from exc
+    received(raw)
     if not raw.strip():
         raise InvalidRequestError("request body is empty: expected a JSON object")
     try:
@@ -66,7 +71,7 @@ async def read_json_object(request: web.Request, limit: int) -> tuple[bytes, dic
         raise InvalidRequestError(f"request body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise InvalidRequestError(f"request body must be a JSON object, not {type(data).__name__}")
-    return raw, data
+    return data
 
 
 def _require_string(data: dict[str, Any], name: str) -> str:

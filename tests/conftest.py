@@ -19,18 +19,19 @@ from aiohttp.test_utils import TestServer
 from aiohttp.web_runner import BaseRunner
 from redis.asyncio import Redis
 
-from gateway.app import create_app, create_redis
+from gateway.app import create_app
 from gateway.cli import main as cli_main
 from gateway.config import Settings
 from gateway.connection import GatewayRunner
 from gateway.keys_service import issue_key
 from gateway.redis_server import EmbeddedRedis
 from gateway.store.records import ClientRecord
+from gateway.store.redis import create_redis
 from gateway.store.repositories import ApiKeyRepository, ClientRepository
-from tests import secret_scan
-from tests.journal_helpers import validate_all_records
-from tests.redis_cluster import RedisClusterProcesses, cluster_ports
-from tests.upstream_server import UPSTREAM_KEY, UpstreamServer
+from tests.support import secret_scan
+from tests.support.journal_helpers import validate_all_records
+from tests.support.redis_cluster import RedisClusterProcesses, cluster_ports
+from tests.support.upstream_server import UPSTREAM_KEY, UpstreamServer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -75,7 +76,7 @@ def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
 def _journal_records_match_schema(redis_url: str) -> Iterator[None]:
     """After every test (its apps closed, so their journals flushed), every record the test left
     in the journal must match docs/journal.schema.json, and no secret may be anywhere in Redis
-    (the secret scan, tests/secret_scan.py; the next test flushes the database)."""
+    (the secret scan, tests/support/secret_scan.py; the next test flushes the database)."""
     yield
     validate_all_records(redis_url)
     found = secret_scan.redis_leaks(redis_url)

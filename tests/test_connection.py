@@ -17,8 +17,8 @@ from redis.asyncio import Redis
 from gateway.app import create_app
 from gateway.config import Settings
 from tests.conftest import TEST_SECRET, GatewayServerFactory, Tenant, make_tenant
-from tests.helpers import error_of, raw_request
-from tests.journal_helpers import wait_for_record
+from tests.support.helpers import error_of, raw_request
+from tests.support.journal_helpers import wait_for_record
 
 
 async def exchange(server: TestServer, data: bytes, *, within: float = 5.0) -> bytes:

@@ -24,11 +24,11 @@ import redis as sync_redis_lib
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from gateway.app import create_redis
+from gateway.store.redis import create_redis
 from tests.conftest import Tenant, make_tenant
-from tests.gateway_process import ADMIN_TOKEN, gateway_process
-from tests.raw_http import RawResponse, exchange
-from tests.secret_scan import register_log_file
+from tests.support.gateway_process import ADMIN_TOKEN, gateway_process
+from tests.support.raw_http import RawResponse, exchange
+from tests.support.secret_scan import register_log_file
 from tests.test_connection import parser_cases
 
 EXAMPLES = 2000

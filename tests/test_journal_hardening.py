@@ -16,14 +16,14 @@ from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
 from gateway import appkeys
-from gateway.app import create_redis
 from gateway.journal.entry import Entry
 from gateway.journal.spill import owner_line
 from gateway.journal.writer import JournalOptions, JournalWriter
 from gateway.store import keys
+from gateway.store.redis import create_redis
 from tests.conftest import Tenant, free_port
-from tests.helpers import raw_request, wait_for
-from tests.journal_helpers import journal_records, wait_for_record, wait_for_records
+from tests.support.helpers import raw_request, wait_for
+from tests.support.journal_helpers import journal_records, wait_for_record, wait_for_records
 from tests.test_journal_queue import draft
 
 OPTIONS = JournalOptions(flush_interval=0.01, retry_delay=0.05)

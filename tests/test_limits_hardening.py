@@ -14,12 +14,12 @@ from redis.exceptions import ResponseError
 
 from gateway import appkeys
 from gateway.limits import scripts
-from gateway.limits.policy import MAX_TOKENS_PER_REQUEST, estimate_tokens, utc_day
+from gateway.limits.checks import MAX_TOKENS_PER_REQUEST, estimate_tokens, utc_day
 from gateway.store import keys
 from gateway.store.repositories import ApiKeyRepository
 from tests.conftest import make_tenant, sdk_kwargs
-from tests.helpers import error_of, raw_request, wait_for
-from tests.upstream_server import UpstreamServer
+from tests.support.helpers import error_of, raw_request, wait_for
+from tests.support.upstream_server import UpstreamServer
 
 HUGE = 1_000_000_000_000_000_000
 

@@ -15,9 +15,9 @@ from gateway import appkeys
 from gateway.admin.app import create_admin_app
 from gateway.config import Settings
 from tests.conftest import ACCOUNT, AiohttpServer, Cli, make_tenant, sdk_kwargs
-from tests.helpers import error_of
-from tests.journal_helpers import wait_for_records
-from tests.upstream_server import UpstreamServer
+from tests.support.helpers import error_of
+from tests.support.journal_helpers import wait_for_records
+from tests.support.upstream_server import UpstreamServer
 
 LINK_LOCAL = (
     "http://169.254.169.254/latest/meta-data",

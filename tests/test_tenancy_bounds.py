@@ -13,8 +13,8 @@ from gateway import appkeys
 from gateway.cache import TtlCache
 from gateway.journal.redact import UNAUTHENTICATED_HEADER_BYTES
 from tests.conftest import Tenant
-from tests.helpers import raw_request
-from tests.journal_helpers import wait_for_record
+from tests.support.helpers import raw_request
+from tests.support.journal_helpers import wait_for_record
 
 
 def test_a_flood_of_misses_never_evicts_warm_entries() -> None:

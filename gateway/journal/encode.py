@@ -103,9 +103,12 @@ def minimal_record(draft: RecordDraft) -> dict[str, Any]:
     none = {"format": "none", "content": None, "bytes": 0, "truncated": False}
     return {
         "v": SCHEMA_VERSION,
-        "request_id": clean_text(str(draft.request_id))[:64] or "-",
+        "request_id": clean_text(str(draft.request_id))[:128] or "-",
+        "client_request_id": None,
         "time": iso_time(draft.started_wall),
         "host": clean_text(str(draft.host))[:255],
+        "addressing": draft.addressing if draft.addressing in ("host", "path") else "host",
+        "api": draft.api if draft.api in ("openai", "anthropic") else "openai",
         "account": draft.account,
         "client": draft.client,
         "key_id": draft.key_id,

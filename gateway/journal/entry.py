@@ -56,6 +56,6 @@ def flat_fields(record: dict[str, Any]) -> tuple[str, ...]:
         str(record["status"]),
         record["outcome"],
         str(record["latency_ms"]["total"]),
-        str(usage.get("prompt_tokens", "")),
-        str(usage.get("completion_tokens", "")),
+        str(usage.get("input_tokens", "")),
+        str(usage.get("output_tokens", "")),
     )

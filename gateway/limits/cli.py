@@ -13,7 +13,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from gateway.errors import InvalidRequestError
-from gateway.limits.policy import LIMIT_FIELDS, MAX_LIMIT
+from gateway.limits.checks import LIMIT_FIELDS, MAX_LIMIT
 from gateway.limits.usage import UsageRow, days_back, read_usage, totals
 from gateway.store import keys
 
