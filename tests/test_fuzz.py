@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from gateway.store.redis import create_redis
 from tests.conftest import Tenant, make_tenant
-from tests.support.gateway_process import ADMIN_TOKEN, gateway_process
+from tests.support.gateway_process import gateway_process, metric
 from tests.support.raw_http import RawResponse, exchange
 from tests.support.secret_scan import register_log_file
 from tests.test_connection import parser_cases
@@ -190,18 +190,6 @@ def journal_ids(redis_url: str) -> list[str]:
         return [fields[b"request_id"].decode() for _id, fields in entries]
     finally:
         client.close()
-
-
-def metric(port: int, name: str) -> float:
-    responses = exchange(
-        port,
-        b"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + ADMIN_TOKEN.encode()
-        + b"\r\nConnection: close\r\n\r\n",
-    )  # fmt: skip
-    for line in responses[0].body.decode().splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"no metric {name}")
 
 
 def make_tenants(redis_url: str) -> list[Tenant]:

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tests.conftest import TEST_SECRET, free_port
+from tests.support.raw_http import exchange
 
 ADMIN_TOKEN = "fuzz-admin-token-3f9c"  # the suite's secret scan looks for it (tests/secrets.py)
 
@@ -76,3 +77,15 @@ def gateway_process(redis_url: str, var_dir: Path, **settings: str) -> Iterator[
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def metric(port: int, name: str) -> float:
+    responses = exchange(
+        port,
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + ADMIN_TOKEN.encode()
+        + b"\r\nConnection: close\r\n\r\n",
+    )  # fmt: skip
+    for line in responses[0].body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"no metric {name}")
