@@ -69,7 +69,11 @@ def redis_leaks(url: str) -> list[str]:
 
 def redis_dump(url: str) -> list[bytes]:
     """Every key's name and value in the database at `url`, whatever its type."""
-    client = sync_redis_lib.Redis.from_url(url)
+    client: Any
+    if "+cluster://" in url:  # a Redis Cluster (tests/support/redis_cluster.py): every primary
+        client = sync_redis_lib.RedisCluster.from_url(url.replace("+cluster", "", 1))
+    else:
+        client = sync_redis_lib.Redis.from_url(url, socket_timeout=5)
     out: list[bytes] = []
     try:
         for key in client.scan_iter(count=1000):
