@@ -25,13 +25,13 @@ from gateway.limits.usage import UsageRecorder
 from gateway.metrics import GatewayMetrics
 from gateway.middlewares import request_middleware, stamp_response
 from gateway.protocols import HandlerDependencies
+from gateway.rewrite import public_url
 from gateway.routes import add_routes
 from gateway.store.records import ApiKeyRecord, ClientRecord
 from gateway.store.redis import create_redis
 from gateway.store.repositories import ApiKeyRepository, ClientRepository, DomainRepository
 from gateway.tenancy import TenantResolver
 from gateway.upstream.transport import UpstreamTransport, create_upstream_session
-from gateway.urls import without_userinfo
 
 #: Longest wait at start-up for the cache-invalidation subscription.
 SUBSCRIBE_WAIT = 2.0
@@ -143,7 +143,7 @@ async def _journal_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.var_path / "journal",
         options,
         observers=(metrics.observe, usage.observe),
-        store=without_userinfo(settings.redis_url),
+        store=public_url(settings.redis_url),
     )
     metrics.watch_journal(writer.counters)
     app[appkeys.JOURNAL] = writer

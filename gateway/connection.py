@@ -11,10 +11,11 @@ three things are decided here, not in `middlewares.py`:
   over 8 KB, Content-Length with Transfer-Encoding, bad chunking, an unsupported
   Content-Encoding) are answered 400 in OpenAI's shape with a fixed message per kind of error,
   never the offending line (it may hold an `Authorization` header), logged without it, and
-  journaled: status 400, outcome `bad_request`, no host, method or path, since the parser did
-  not produce them. What the gateway cannot see: a connection closed or timed out before it
-  sent a whole request line is not journaled (there is no request to journal), and an error in
-  a request body after its headers reaches the view as a read error (`validation.py`).
+  journaled (on the tenant port): status 400, outcome `bad_request`, no host, method or path,
+  since the parser did not produce them. The admin port runs behind the same layer. What the
+  gateway cannot see: a connection closed or timed out before it sent a whole request line is
+  not journaled (there is no request to journal), and an error in a request body after its
+  headers reaches the view as a read error (`validation.py`).
 
 `GatewayRunner` is `web.AppRunner` with this handler (the suite's `GatewayTestServer` uses it
 too). It reaches into aiohttp's `Server` and `RequestHandler` internals (`_loop`, `_kwargs`,
@@ -147,7 +148,7 @@ class GatewayRequestHandler(web_protocol.RequestHandler):
             raise ConnectionError("the response was already started")
         error = parser_error(exc, status)
         request_id = new_request_id()
-        journal_parser_error(self._app, request_id, error, request.remote)
+        journal_parser_error(self._app, request_id, error)
         response = web.Response(
             status=error.status,
             body=error.to_bytes(),
@@ -158,9 +159,7 @@ class GatewayRequestHandler(web_protocol.RequestHandler):
         return response
 
 
-def journal_parser_error(
-    app: web.Application, request_id: str, error: InvalidRequestError, peer: str | None
-) -> None:
+def journal_parser_error(app: web.Application, request_id: str, error: InvalidRequestError) -> None:
     """A record for a request aiohttp refused: what the gateway knows is the error."""
     journal = app.get(appkeys.JOURNAL)
     if journal is None:

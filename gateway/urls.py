@@ -1,4 +1,5 @@
-"""URLs the gateway records or calls: userinfo stripped, link-local upstreams refused.
+"""Upstream URLs an operator configures: link-local addresses refused (userinfo is stripped
+from what the gateway records by `rewrite.public_url`).
 
 The upstream URL is trusted operator input (`docs/reliability.md`): loopback and private
 addresses stay allowed (a self-hosted model beside the gateway). Link-local addresses
@@ -16,18 +17,10 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from gateway.errors import InvalidRequestError
+from gateway.rewrite import public_url
 
 _LINK_LOCAL_V4 = ipaddress.ip_network("169.254.0.0/16")
 _LINK_LOCAL_V6 = ipaddress.ip_network("fe80::/10")
-
-
-def without_userinfo(url: str) -> str:
-    """`url` without `user:password@` (what the journal, logs and spill files may show)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    authority, slash, path = rest.partition("/")
-    return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
 
 
 def link_local_address(url: str) -> str | None:
@@ -58,6 +51,6 @@ def refuse_link_local(urls: Iterable[str], allowed: bool) -> None:
         address = link_local_address(url)
         if address is not None:
             raise InvalidRequestError(
-                f"upstream {without_userinfo(url)} is the link-local address {address} "
+                f"upstream {public_url(url)} is the link-local address {address} "
                 "(where cloud metadata services answer); pass --allow-link-local if you mean it"
             )

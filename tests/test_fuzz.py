@@ -33,7 +33,23 @@ from tests.test_connection import parser_cases
 
 EXAMPLES = 2000
 CHAT_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses")
-PATHS = (*CHAT_PATHS, "/v1/models", "/healthz", "/readyz", "/v1/nope", "/", "/admin/journal")
+TENANT_PATHS = (
+    "/tenants/echo-bot.3141-5926-5359/v1/chat/completions",
+    "/tenants/limited.3141-5926-5359/v1/models",
+    "/tenants/nobody.0000-0000-0000/v1/chat/completions",
+    "/tenants/../v1/models",
+    "/tenants/%ff%00.x/v1/chat/completions",
+)
+PATHS = (
+    *CHAT_PATHS,
+    *TENANT_PATHS,
+    "/v1/models",
+    "/healthz",
+    "/readyz",
+    "/v1/nope",
+    "/",
+    "/admin/journal",
+)
 
 # --- values ------------------------------------------------------------------------------
 
