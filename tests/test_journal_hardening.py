@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -16,6 +17,7 @@ from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
 from gateway import appkeys
+from gateway.journal.encode import encode_record
 from gateway.journal.entry import Entry
 from gateway.journal.spill import owner_line
 from gateway.journal.writer import JournalOptions, JournalWriter
@@ -205,3 +207,48 @@ async def test_redis_unavailable_is_logged_once_per_interval_with_a_count(tmp_pa
     lines = [log for log in logs if log["event"] == "journal_redis_unavailable"]
     assert len(lines) == 1
     assert lines[0]["repeated"] == 1
+
+
+class BrokenHeaders:
+    """Headers whose iteration fails: stands for a bug in finalizing a record."""
+
+    def __iter__(self) -> Any:
+        raise RuntimeError("a bug while reading the headers")
+
+
+async def test_a_record_whose_finalization_fails_is_still_written_incomplete(
+    redis: Redis, tmp_path: Path
+) -> None:
+    writer = JournalWriter(redis, tmp_path, OPTIONS)
+    writer.start()
+    try:
+        writer.submit(dataclasses.replace(draft(0, b"{}"), request_headers=BrokenHeaders()))
+        writer.submit(draft(1, b"{}"))
+        records = await wait_for_records(redis, 2)  # each checked against the schema
+    finally:
+        await writer.close()
+    assert [r["request_id"] for r in records] == ["req-0", "req-1"]
+    assert records[0]["incomplete"] is True
+    assert (records[0]["status"], records[0]["path"]) == (200, "/v1/chat/completions")
+    assert "incomplete" not in records[1]
+    assert writer.counters()["restarts"] == 0
+
+
+def test_values_json_cannot_carry_are_made_writable() -> None:
+    record: dict[str, Any] = {
+        "big": [2**70, -(2**64)],
+        "text\udcff": "caf\udce9",
+        "deep": [[[]]],
+        "request": {"body": {"format": "json", "content": {"n": 2**65}}},
+    }
+    cleaned, payload = encode_record(record, {"request": b'{"n": 36893488147419103232}'})
+    assert orjson.loads(payload) == cleaned
+    assert cleaned["big"] == [str(2**70), str(-(2**64))]
+    assert cleaned["text\\xff"] == "caf\\xe9"
+    assert cleaned["request"]["body"] == {
+        "format": "text",
+        "content": '{"n": 36893488147419103232}',
+        "bytes": 27,
+        "truncated": False,
+        "unserializable": True,
+    }
