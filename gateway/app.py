@@ -25,6 +25,7 @@ from gateway.limits.usage import UsageRecorder
 from gateway.metrics import GatewayMetrics
 from gateway.middlewares import request_middleware, stamp_response
 from gateway.protocols import HandlerDependencies
+from gateway.rewrite import public_url
 from gateway.routes import add_routes
 from gateway.store.records import ApiKeyRecord, ClientRecord
 from gateway.store.redis import create_redis
@@ -142,6 +143,7 @@ async def _journal_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.var_path / "journal",
         options,
         observers=(metrics.observe, usage.observe),
+        store=public_url(settings.redis_url),
     )
     metrics.watch_journal(writer.counters)
     app[appkeys.JOURNAL] = writer

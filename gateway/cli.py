@@ -47,6 +47,7 @@ from gateway.store.records import ClientRecord
 from gateway.store.redis import create_redis
 from gateway.store.repositories import ApiKeyRepository, ClientRepository, DomainRepository
 from gateway.tenancy import is_account_number, is_client_name
+from gateway.urls import refuse_link_local
 
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -82,6 +83,10 @@ def url_arg(value: str) -> str:
     return value.rstrip("/")
 
 
+def upstream_urls(record: ClientRecord) -> tuple[str, ...]:
+    return (record.upstream_url, *(f.url for f in record.policy.fallbacks))
+
+
 def emit(args: argparse.Namespace, data: Any, text: str) -> None:
     if args.json:
         sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
@@ -114,6 +119,7 @@ async def clients_add(args: argparse.Namespace, settings: Settings, redis: Redis
     record = apply_policy_arguments(record, args)
     limits = limit_changes(args)
     record = dataclasses.replace(record, **limits)
+    refuse_link_local(upstream_urls(record), args.allow_link_local)
     await ClientRepository(redis).add(record)
     data = record.public_dict(settings.api_domain)
     emit(args, data, "added " + _client_text(data) + ("  " + limits_text(record) if limits else ""))
@@ -124,6 +130,7 @@ async def clients_update(args: argparse.Namespace, settings: Settings, redis: Re
     record = await repository.require(args.account, args.name)
     record = apply_policy_arguments(record, args)
     record = dataclasses.replace(record, **limit_changes(args))
+    refuse_link_local(upstream_urls(record), args.allow_link_local)
     await repository.put(record)
     data = record.public_dict(settings.api_domain)
     emit(args, data, "updated " + _client_text(data) + "  " + limits_text(record))
@@ -280,11 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--cors-origin", action="append", metavar="ORIGIN", help="repeatable")
     add_policy_arguments(add)
     add_limit_arguments(add)
+    _link_local_option(add)
     _command(add, clients_add)
     update = clients.add_parser("update", help="change a client's settings and policy")
     update.add_argument("name", type=client_arg)
     update.add_argument("--account", type=account_arg, required=True)
     add_policy_arguments(update)
+    _link_local_option(update)
     add_limit_arguments(update)
     _command(update, clients_update)
     listing = clients.add_parser("list", help="list clients")
@@ -364,6 +373,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_plugin_commands(groups, plugin_target, _command)
     return parser
+
+
+def _link_local_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-link-local",
+        action="store_true",
+        help="accept an upstream or fallback at a link-local address (169.254.0.0/16, fe80::/10)",
+    )
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> None:

@@ -31,10 +31,18 @@ class JournalCollector(Collector):
         yield GaugeMetricFamily(
             "gateway_journal_queue_depth", "Records waiting in memory", value=values["queued"]
         )
-        for name in ("written", "spilled", "replayed", "dropped"):
+        for name in ("written", "spilled", "replayed", "dropped", "dead_lettered"):
             yield CounterMetricFamily(
                 f"gateway_journal_{name}", f"Journal records {name}", value=values[name]
             )
+        yield CounterMetricFamily(
+            "gateway_journal_writer_restarts",
+            "Journal writer crashes (each restarted by its supervisor)",
+            value=values["restarts"],
+        )
+        yield GaugeMetricFamily(
+            "gateway_journal_writer_up", "1 while the journal writer runs", value=values["alive"]
+        )
 
 
 class GatewayMetrics:

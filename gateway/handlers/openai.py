@@ -24,7 +24,7 @@ from gateway.protocols import (
     OpenAICompatibleChatCompletionResponseType,
     Provider,
 )
-from gateway.rewrite import UpstreamTarget
+from gateway.rewrite import UpstreamTarget, public_url
 from gateway.store.records import ClientRecord
 from gateway.upstream.headers import forward_request_headers
 from gateway.upstream.transport import Target, UpstreamTransport
@@ -83,6 +83,8 @@ class OpenAIPassthrough:
             if data is not None:
                 headers["Content-Type"] = "application/json"
             url = self.url(client, upstream.url, path, data)
+            if key:  # the key is the credential: userinfo beside it is a ValueError in aiohttp
+                url = public_url(url)
             targets.append(Target(url=url, headers=headers, label=upstream.public_url()))
         return targets
 

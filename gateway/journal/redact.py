@@ -96,3 +96,24 @@ def _redact_path(value: Any, path: tuple[str, ...]) -> Any:
                 _redact_path(item, rest) if i == index else item for i, item in enumerate(value)
             ]
     return value
+
+
+#: Bytes of header names and values a record keeps for a request that never authenticated
+#: (anyone can send those, so they must not cost Redis 20 KB each).
+UNAUTHENTICATED_HEADER_BYTES = 4096
+
+
+def cap_headers(headers: dict[str, str], limit: int) -> tuple[dict[str, str], bool]:
+    """The headers, in order, within `limit` bytes of names and values (the header that
+    crosses it is cut); and whether anything was cut."""
+    kept: dict[str, str] = {}
+    room = limit
+    for name, value in headers.items():
+        size = len(name) + len(value)
+        if size > room:
+            if room > len(name):
+                kept[name] = value[: room - len(name)]
+            return kept, True
+        kept[name] = value
+        room -= size
+    return kept, False
