@@ -15,6 +15,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from gateway.balancing import Deployment, RoutingError, routing_fields
 from gateway.errors import InvalidRequestError
 
 Endpoint = Literal["chat", "completions", "embeddings", "responses"]
@@ -73,6 +74,11 @@ class ClientPolicy:
     max_hops: int = 3
     #: Managed-mode tool plugins (manifests, see `gateway.plugins.manifest`).
     plugins: tuple[dict[str, Any], ...] = ()
+    #: Load balancing (`gateway.balancing`): when `deployments` is set it replaces the client's
+    #: own upstream; `request_deadline` (seconds) overrides the setting for this client.
+    strategy: str = "ordered"
+    deployments: tuple[Deployment, ...] = ()
+    request_deadline: float | None = None
 
     @property
     def rewrites(self) -> bool:
@@ -93,6 +99,7 @@ class ClientPolicy:
         data = self.to_dict()
         data["fallbacks"] = [target.public_dict() for target in self.fallbacks]
         data["plugins"] = [_masked_plugin(plugin) for plugin in self.plugins]
+        data["deployments"] = [deployment.public_dict() for deployment in self.deployments]
         return data
 
     @classmethod
@@ -210,6 +217,10 @@ def _parse(data: dict[str, Any]) -> ClientPolicy:
         ):
             raise PolicyError("plugins must be a list of plugin manifests")
         kwargs["plugins"] = tuple(dict(p) for p in data["plugins"])
+    try:
+        kwargs.update(routing_fields(data))
+    except RoutingError as exc:
+        raise PolicyError(str(exc)) from exc
     return ClientPolicy(**kwargs)
 
 

@@ -93,10 +93,45 @@ def test_policy_file_in_yaml_replaces_the_policy(
     ]
 
 
+def test_policy_file_with_deployments_is_stored_and_kept_by_later_flags(
+    cli_env: None, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    base = ("--account", ACCOUNT)
+    _run(capsys, "clients", "add", CLIENT, *base, "--provider", "echo")
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(
+        "strategy: weighted\nrequest_deadline: 20\ndeployments:\n"
+        "  - {url: 'https://a.example/v1', key_env: A_KEY, weight: 3}\n"
+        "  - url: https://b.example/v1\n    key: sk-deployment-b\n"
+        "    models: {gpt-4o: b-gpt-4o}\n",
+        encoding="utf-8",
+    )
+    record = _run(capsys, "clients", "update", CLIENT, *base, "--policy-file", str(policy_file))
+    assert "sk-deployment-b" not in orjson.dumps(record).decode()
+    policy = record["policy"]
+    assert isinstance(policy, dict)
+    assert (policy["strategy"], policy["request_deadline"]) == ("weighted", 20.0)
+    assert policy["deployments"] == [
+        {"url": "https://a.example/v1", "key_env": "A_KEY", "key": "", "weight": 3.0, "models": {}},
+        {
+            "url": "https://b.example/v1",
+            "key_env": "",
+            "key": "***",
+            "weight": 1.0,
+            "models": {"gpt-4o": "b-gpt-4o"},
+        },
+    ]
+    later = _run(capsys, "clients", "update", CLIENT, *base, "--alias", "fast=gpt-4o")
+    assert later["policy"]["deployments"] == policy["deployments"]  # type: ignore[index]
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
         ('{"alias": {"a": "b"}}', "unknown policy field(s): alias"),
+        ('{"strategy": "fastest"}', "strategy must be one of ordered, weighted, least_busy"),
+        ('{"deployments": [{"url": "https://a", "weight": 0}]}', "deployments[0].weight"),
+        ('{"request_deadline": -1}', "request_deadline must be a positive number"),
         ('{"strip": ["model"]}', "strip may not remove"),
         ('{"mode": "magic"}', "mode must be one of"),
         ("[1, 2]", "must hold an object"),
