@@ -208,6 +208,9 @@ class TryPlan:
     every deployment of the client is), spent (`1 + retries` tries) or dropped (`drop`, for a
     `Retry-After` too long to wait). So a failed try is followed by another deployment's, and a
     deployment is tried again only once the others have had their turn.
+
+    `sticky=True` is the order of a client without `deployments` (its own upstream, then its
+    `fallbacks`): all the tries at one upstream, then all at the next.
     """
 
     def __init__(
@@ -216,32 +219,28 @@ class TryPlan:
         retries: int,
         *,
         ejected: Callable[[Deployment], bool] = lambda _: False,
+        sticky: bool = False,
     ) -> None:
         if not order:
             raise RoutingError("no deployment to try")
         self._order = list(order)
         self._limit = retries + 1
         self._ejected = ejected
+        self._sticky = sticky
         self._tries: Counter[str] = Counter()
         self._dropped: set[str] = set()
         self._last: Deployment | None = None
 
-    def _open(self) -> list[Deployment]:
-        return [
+    def _choose(self) -> Deployment | None:
+        candidates = [
             d
             for d in self._order
             if d.url not in self._dropped and self._tries[d.url] < self._limit
         ]
-
-    def drop(self, deployment: Deployment) -> None:
-        """No more tries at `deployment` for this request."""
-        self._dropped.add(deployment.url)
-
-    def next(self) -> Try | None:
-        """The next try, or None when every deployment is spent."""
-        candidates = self._open()
         if not candidates:
             return None
+        if self._sticky:
+            return candidates[0]
         if all(self._ejected(d) for d in self._order):
             pool = candidates  # every deployment is out: better a try than none
         else:
@@ -251,7 +250,21 @@ class TryPlan:
         last = self._last.url if self._last is not None else None
         others = [d for d in pool if d.url != last] or pool  # not back to the one that failed
         fewest = min(self._tries[d.url] for d in others)
-        choice = next(d for d in others if self._tries[d.url] == fewest)
+        return next(d for d in others if self._tries[d.url] == fewest)
+
+    def drop(self, deployment: Deployment) -> None:
+        """No more tries at `deployment` for this request."""
+        self._dropped.add(deployment.url)
+
+    def has_next(self) -> bool:
+        """Whether `next()` would give a try (so the answer in hand is not the last word)."""
+        return self._choose() is not None
+
+    def next(self) -> Try | None:
+        """The next try, or None when every deployment is spent."""
+        choice = self._choose()
+        if choice is None:
+            return None
         self._tries[choice.url] += 1
         self._last = choice
         return Try(choice, self._tries[choice.url])

@@ -135,6 +135,6 @@ class OutlierDetector:
             ejections=state.ejections,
         )
 
-    def keys(self) -> list[Hashable]:
+    def known(self) -> list[Hashable]:
         """Every deployment key the detector has seen, in the order it first saw them."""
         return list(self._states)

@@ -267,3 +267,31 @@ def test_a_dropped_deployment_gets_no_more_tries() -> None:
 def test_an_empty_plan_is_refused() -> None:
     with pytest.raises(RoutingError, match="no deployment"):
         TryPlan([], retries=2)
+
+
+def test_sticky_order_spends_each_upstream_before_the_next_like_fallbacks() -> None:
+    a, b = _deployments(1, 1)
+    plan = TryPlan([a, b], retries=2, sticky=True)
+    assert [(t.deployment, t.attempt) for t in plan] == [
+        (a, 1),
+        (a, 2),
+        (a, 3),
+        (b, 1),
+        (b, 2),
+        (b, 3),
+    ]
+    sticky = TryPlan([a, b], retries=2, sticky=True)
+    sticky.next()
+    sticky.drop(a)  # Retry-After too long: on to the fallback
+    assert [t.deployment for t in sticky] == [b, b, b]
+
+
+def test_has_next_tells_whether_the_answer_in_hand_is_the_last_word() -> None:
+    a, b = _deployments(1, 1)
+    plan = TryPlan([a, b], retries=0)
+    assert plan.has_next()
+    plan.next()
+    assert plan.has_next()
+    plan.next()
+    assert not plan.has_next()
+    assert plan.next() is None

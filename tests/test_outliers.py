@@ -109,7 +109,7 @@ def test_deployments_are_judged_separately_and_hooks_see_changes(clock: FakeCloc
     _fail(detector, "a", 2)
     _fail(detector, "b", 1)
     assert (detector.is_ejected("a"), detector.is_ejected("b")) == (True, False)
-    assert detector.keys() == ["a", "b"]
+    assert detector.known() == ["a", "b"]
     clock.advance(5)
     assert not detector.is_ejected("a")
     assert changes == [("a", True), ("a", False)]

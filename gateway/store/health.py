@@ -1,0 +1,69 @@
+"""`HealthBoard`: each gateway instance's view of a client's deployments, shared through Redis.
+
+Outlier ejection is per instance (in memory, `gateway.routing`); `gateway clients health NAME`
+runs in another process, so every instance writes its view to one hash per client when a
+deployment is ejected or comes back: field = the instance, value = JSON with wall-clock times,
+so a reader can tell how long each ejection has left without asking the instance. The hash
+expires a day after the last change, so instances that stopped do not linger for ever.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from gateway.routing import ClientKey, DeploymentHealth
+from gateway.store import keys
+
+#: Seconds a client's health hash outlives its last change.
+HEALTH_TTL = 86400
+
+
+def instance_name() -> str:
+    """This process, as the health board names it."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def health_entry(health: Sequence[DeploymentHealth], now: float | None = None) -> dict[str, Any]:
+    """What an instance publishes: its view, with ejections as wall-clock end times."""
+    wall = time.time() if now is None else now
+    return {
+        "at": round(wall, 3),
+        "deployments": [
+            {
+                "url": item.url,
+                "ejected_until": round(wall + item.ejected_for, 3) if item.ejected else None,
+                "failures": item.failures,
+                "ejections": item.ejections,
+            }
+            for item in health
+        ],
+    }
+
+
+class HealthBoard:
+    def __init__(self, redis: Redis, instance: str | None = None) -> None:
+        self.redis = redis
+        self.instance = instance or instance_name()
+
+    async def publish(self, client: ClientKey, health: Sequence[DeploymentHealth]) -> None:
+        key = keys.client_health(*client)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(key, self.instance, orjson.dumps(health_entry(health)))
+            pipe.expire(key, HEALTH_TTL)
+            await pipe.execute()
+
+    async def read(self, client: ClientKey) -> dict[str, dict[str, Any]]:
+        """Every instance's last published view of `client`, by instance name."""
+        raw = await self.redis.hgetall(keys.client_health(*client))
+        out = {}
+        for name, value in sorted(raw.items()):
+            instance = name.decode() if isinstance(name, bytes) else str(name)
+            out[instance] = orjson.loads(value)
+        return out
