@@ -45,6 +45,7 @@ class Settings:
     outlier_max_ejection: float = 300.0
     max_body_bytes: int = 4 * 1024 * 1024
     trusted_proxies: str = ""
+    path_routing: bool = True
     var_dir: str = "var"
     cache_ttl: float = 5.0
     journal_enabled: bool = True
