@@ -22,6 +22,7 @@ import random
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 STRATEGIES = ("ordered", "weighted", "least_busy")
 
@@ -55,6 +56,13 @@ class Deployment:
 
     def upstream_model(self, model: str) -> str:
         return self.models.get(model, model)
+
+    def public_url(self) -> str:
+        """The URL as logs and the journal show it: without any `user:password@`."""
+        parts = urlsplit(self.url)
+        if "@" not in parts.netloc:
+            return self.url
+        return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
     def public_dict(self) -> dict[str, Any]:
         """As shown to operators: a stored key is masked."""
@@ -195,10 +203,12 @@ def preference(
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Try:
-    """One attempt of a request: where, and the how-manieth at that deployment (from 1)."""
+    """One attempt of a request: where, the how-manieth at that deployment (from 1), and
+    whether it goes to an ejected deployment because every deployment is ejected."""
 
     deployment: Deployment
     attempt: int
+    all_ejected: bool = False
 
 
 class TryPlan:
@@ -210,7 +220,7 @@ class TryPlan:
     deployment is tried again only once the others have had their turn.
 
     `sticky=True` is the order of a client without `deployments` (its own upstream, then its
-    `fallbacks`): all the tries at one upstream, then all at the next.
+    `fallbacks`, which may share a URL): all the tries at one upstream, then all at the next.
     """
 
     def __init__(
@@ -227,47 +237,57 @@ class TryPlan:
         self._limit = retries + 1
         self._ejected = ejected
         self._sticky = sticky
-        self._tries: Counter[str] = Counter()
-        self._dropped: set[str] = set()
-        self._last: Deployment | None = None
+        self._tries = [0] * len(self._order)
+        self._dropped: set[int] = set()
+        self._last: int | None = None
 
-    def _choose(self) -> Deployment | None:
+    def _choose(self) -> tuple[int, bool] | None:
+        """The position of the next deployment to try, and whether all are ejected."""
         candidates = [
-            d
-            for d in self._order
-            if d.url not in self._dropped and self._tries[d.url] < self._limit
+            i
+            for i in range(len(self._order))
+            if i not in self._dropped and self._tries[i] < self._limit
         ]
         if not candidates:
             return None
         if self._sticky:
-            return candidates[0]
-        if all(self._ejected(d) for d in self._order):
+            return candidates[0], False
+        out = [self._ejected(d) for d in self._order]
+        if all(out):
             pool = candidates  # every deployment is out: better a try than none
         else:
-            pool = [d for d in candidates if not self._ejected(d)]
+            pool = [i for i in candidates if not out[i]]
             if not pool:
                 return None
-        last = self._last.url if self._last is not None else None
-        others = [d for d in pool if d.url != last] or pool  # not back to the one that failed
-        fewest = min(self._tries[d.url] for d in others)
-        return next(d for d in others if self._tries[d.url] == fewest)
+        others = [i for i in pool if i != self._last] or pool  # not back to the one that failed
+        fewest = min(self._tries[i] for i in others)
+        return next(i for i in others if self._tries[i] == fewest), all(out)
 
     def drop(self, deployment: Deployment) -> None:
         """No more tries at `deployment` for this request."""
-        self._dropped.add(deployment.url)
+        self._dropped.update(i for i, d in enumerate(self._order) if d is deployment)
+
+    def peek(self) -> Try | None:
+        """The try `next()` would give now, without taking it (None: the answer in hand is
+        the last word)."""
+        chosen = self._choose()
+        if chosen is None:
+            return None
+        index, all_ejected = chosen
+        return Try(self._order[index], self._tries[index] + 1, all_ejected)
 
     def has_next(self) -> bool:
-        """Whether `next()` would give a try (so the answer in hand is not the last word)."""
         return self._choose() is not None
 
     def next(self) -> Try | None:
         """The next try, or None when every deployment is spent."""
-        choice = self._choose()
-        if choice is None:
+        chosen = self._choose()
+        if chosen is None:
             return None
-        self._tries[choice.url] += 1
-        self._last = choice
-        return Try(choice, self._tries[choice.url])
+        index, all_ejected = chosen
+        self._tries[index] += 1
+        self._last = index
+        return Try(self._order[index], self._tries[index], all_ejected)
 
     def __iter__(self) -> Iterator[Try]:
         while (step := self.next()) is not None:

@@ -19,11 +19,13 @@ class Deadline:
     """The clock reading by which a request must be answered."""
 
     at: float
+    #: How long the request was given (for messages).
+    seconds: float = 0.0
     clock: Callable[[], float] = time.monotonic
 
     @classmethod
     def after(cls, seconds: float, clock: Callable[[], float] = time.monotonic) -> Deadline:
-        return cls(at=clock() + seconds, clock=clock)
+        return cls(at=clock() + seconds, seconds=seconds, clock=clock)
 
     def remaining(self) -> float:
         """Seconds left, never below zero."""

@@ -41,7 +41,7 @@ def is_failure(status: int | None) -> bool:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class DeploymentHealth:
-    """One deployment of one client as this process sees it."""
+    """One deployment of one client as this process sees it (`url` without credentials)."""
 
     url: str
     ejected: bool
@@ -65,15 +65,16 @@ class Router:
         rng: random.Random | None = None,
         on_change: EjectionHook | None = None,
     ) -> None:
-        self._hook = on_change
+        #: Told of every ejection and return (the app sets it once the publisher exists).
+        self.on_change = on_change
         self.detector = OutlierDetector(settings, clock=clock, on_change=self._changed)
         self.in_flight = InFlight()
         self._rng = rng or random.Random()  # noqa: S311 - load spreading, not a secret
 
     def _changed(self, key: object, ejected: bool) -> None:
-        if self._hook is not None and isinstance(key, tuple):
+        if self.on_change is not None and isinstance(key, tuple):
             account, client, url = key
-            self._hook((account, client), url, ejected)
+            self.on_change((account, client), url, ejected)
 
     @staticmethod
     def _key(client: ClientKey, deployment: Deployment) -> tuple[str, str, str]:
@@ -130,7 +131,7 @@ class Router:
             seen = self.detector.health(key)
             out.append(
                 DeploymentHealth(
-                    url=deployment.url,
+                    url=deployment.public_url(),
                     ejected=seen.ejected,
                     ejected_for=seen.ejected_for,
                     failures=seen.failures,
@@ -139,6 +140,11 @@ class Router:
                 )
             )
         return out
+
+    def health_of(self, client: ClientKey) -> list[DeploymentHealth]:
+        """Every deployment of `client` this process has an opinion of."""
+        urls = [k[2] for k in self.detector.known() if isinstance(k, tuple) and k[:2] == client]
+        return self.health(client, [Deployment(url=url) for url in urls])
 
     def clients(self) -> list[ClientKey]:
         """Every client this process has routed a deployment of."""

@@ -15,12 +15,14 @@ from gateway.balancing import (
     Deployment,
     InFlight,
     RoutingError,
+    Try,
     TryPlan,
     preference,
     routing_fields,
     serving,
 )
-from gateway.policy import ClientPolicy, PolicyError
+from gateway.errors import PolicyError
+from gateway.rewrite import ClientPolicy
 
 
 def _deployments(*weights: float) -> list[Deployment]:
@@ -295,3 +297,35 @@ def test_has_next_tells_whether_the_answer_in_hand_is_the_last_word() -> None:
     plan.next()
     assert not plan.has_next()
     assert plan.next() is None
+
+
+def test_fallbacks_sharing_a_url_are_each_tried() -> None:
+    own = Deployment(url="https://api.openai.com/v1", key="sk-main")
+    backup = Deployment(url="https://api.openai.com/v1", key="sk-backup")
+    plan = TryPlan([own, backup], retries=1, sticky=True)
+    assert [(t.deployment.key, t.attempt) for t in plan] == [
+        ("sk-main", 1),
+        ("sk-main", 2),
+        ("sk-backup", 1),
+        ("sk-backup", 2),
+    ]
+
+
+def test_a_try_says_when_it_goes_to_an_ejected_deployment() -> None:
+    a, b = _deployments(1, 1)
+    healthy = TryPlan([a, b], retries=0, ejected=lambda d: d is a)
+    assert [t.all_ejected for t in healthy] == [False]
+    out = TryPlan([a, b], retries=0, ejected=lambda d: True)
+    assert [t.all_ejected for t in out] == [True, True]
+
+
+def test_peek_shows_the_next_try_without_taking_it() -> None:
+    a, b = _deployments(1, 1)
+    plan = TryPlan([a, b], retries=1)
+    peeked = plan.peek()
+    assert peeked == plan.next()
+    assert peeked is not None
+    assert (peeked.deployment, peeked.attempt) == (a, 1)
+    assert plan.peek() == Try(b, 1)
+    assert plan.peek() == plan.next()
+    assert plan.peek() == Try(a, 2)

@@ -9,6 +9,8 @@ expires a day after the last change, so instances that stopped do not linger for
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -16,10 +18,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
+import structlog
 from redis.asyncio import Redis
 
-from gateway.routing import ClientKey, DeploymentHealth
+from gateway.routing import ClientKey, DeploymentHealth, Router
 from gateway.store import keys
+
+log = structlog.get_logger("gateway.routing")
 
 #: Seconds a client's health hash outlives its last change.
 HEALTH_TTL = 86400
@@ -67,3 +72,30 @@ class HealthBoard:
             instance = name.decode() if isinstance(name, bytes) else str(name)
             out[instance] = orjson.loads(value)
         return out
+
+
+class HealthPublisher:
+    """Writes a router's view of a client to the board whenever an ejection starts or ends,
+    off the request path (a task per change; a failed write is logged, never raised)."""
+
+    def __init__(self, board: HealthBoard, router: Router) -> None:
+        self.board = board
+        self.router = router
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def changed(self, client: ClientKey, url: str, ejected: bool) -> None:
+        task = asyncio.get_running_loop().create_task(self._publish(client))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _publish(self, client: ClientKey) -> None:
+        try:
+            await self.board.publish(client, self.router.health_of(client))
+        except Exception as exc:  # Redis down must not touch a request
+            log.warning("health_publish_failed", client=client[1], error=type(exc).__name__)
+
+    async def drain(self) -> None:
+        """Let the writes under way finish (at shutdown)."""
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
