@@ -2,9 +2,9 @@
 
 `upstream_timeout` bounds each wait for one attempt (the first byte, the gap between chunks);
 `request_deadline` (setting, or the client policy's field) bounds the request. No attempt and
-no backoff wait starts once it has passed, and an attempt under way is cut off at it: the
-caller then gets a 504. A stream that is already relaying is not cut by the deadline (its
-first byte has gone; `upstream_timeout` still bounds each gap).
+no backoff wait starts once it has passed, and an attempt still waiting for its upstream is
+cut off at it: the caller then gets a 504. Once an upstream has answered, the reply (a long
+stream included) is relayed in full; `upstream_timeout` still bounds each gap.
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
 """`UpstreamTransport`: send one request to a client's upstreams, with retries and fallbacks.
 
-Each target (the client's own upstream, then its policy's `fallbacks`) is tried up to
-`1 + retries` times (`retries.py` decides what is retried and how long to wait). The first final
+Each target is a deployment (`deployments.py`): the policy's `deployments`, picked and ordered
+by its strategy, or the client's own upstream then its `fallbacks`. Each gets up to
+`1 + retries` tries; a retry goes to another deployment when there is one, ejected outliers get
+none while another is in service (`gateway.routing`), and the request's deadline bounds it all
+(`retries.py` decides what is retried and how long to wait). The first final
 answer is returned open, as an `UpstreamReply`, for the relay to copy to the client; nothing is
 retried once a byte of the reply has gone out, because the reply is only returned after the
 decision. Every attempt is recorded on the request's `Exchange` for the journal. Handlers and
