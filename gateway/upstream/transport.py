@@ -110,6 +110,7 @@ class UpstreamTransport:
             attempt = exchange.attempt(target.label, step.attempt)
             if step.all_ejected:
                 attempt.mark("all_ejected")
+            exchange.upstream_started()
             outcome = await self._attempt(route, deployment, target, method, deadline, attempt)
             if isinstance(outcome, UpstreamError):
                 upcoming = route.plan.peek()
