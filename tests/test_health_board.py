@@ -6,6 +6,7 @@ import time
 
 from redis.asyncio import Redis
 
+from gateway.health_cli import health_report, health_text
 from gateway.routing import DeploymentHealth
 from gateway.store import keys
 from gateway.store.health import HEALTH_TTL, HealthBoard, health_entry
@@ -44,3 +45,31 @@ async def test_each_instance_publishes_its_own_view_and_the_key_expires(redis: R
     assert views["host:2"]["deployments"][0]["ejected_until"] is None
     assert 0 < await redis.ttl(keys.client_health(*CLIENT)) <= HEALTH_TTL
     assert await one.read((ACCOUNT, "never-routed")) == {}
+
+
+def test_a_report_reads_every_view_and_an_ejection_that_ended_is_in_service() -> None:
+    views = {
+        "host:1": {
+            "at": 990.0,
+            "deployments": [{"url": "http://a", "ejected_until": 1012.0, "ejections": 2}],
+        },
+        "host:2": {
+            "at": 900.0,
+            "deployments": [{"url": "http://a", "ejected_until": 950.0, "ejections": 1}],
+        },
+    }
+    report = health_report("weighted", [("http://a", 3.0), ("http://b", 1.0)], views, now=1000.0)
+    a, b = report["deployments"]
+    assert a["ejected_anywhere"] is True
+    assert a["instances"]["host:1"] == {
+        "ejected": True,
+        "ejected_for": 12.0,
+        "ejections": 2,
+        "reported_at": 990.0,
+    }
+    assert a["instances"]["host:2"]["ejected"] is False
+    assert (b["ejected_anywhere"], b["instances"]) == (False, {})
+    text = health_text("acme", report)
+    assert "acme: strategy weighted, 2 deployment(s), 2 gateway process(es) reported" in text
+    assert "http://a  weight 3  ejected on host:1 for 12 s more (2 ejection(s))" in text
+    assert "http://b  weight 1  in service" in text

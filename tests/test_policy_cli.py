@@ -125,6 +125,19 @@ def test_policy_file_with_deployments_is_stored_and_kept_by_later_flags(
     assert later["policy"]["deployments"] == policy["deployments"]  # type: ignore[index]
 
 
+def test_an_openai_client_with_deployments_needs_no_upstream_url(
+    cli_env: None, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    base = ("--account", ACCOUNT, "--provider", "openai")
+    assert main(["clients", "add", CLIENT, *base]) == 1
+    assert "needs --upstream-url (or a policy with deployments)" in capsys.readouterr().err
+    policy_file = tmp_path / "policy.json"
+    policy_file.write_text('{"deployments": ["https://a.example/v1"]}', encoding="utf-8")
+    record = _run(capsys, "clients", "add", CLIENT, *base, "--policy-file", str(policy_file))
+    assert record["upstream_url"] in ("", None)
+    assert record["policy"]["deployments"][0]["url"] == "https://a.example/v1"  # type: ignore[index]
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

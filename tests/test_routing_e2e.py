@@ -307,3 +307,22 @@ async def test_clients_health_shows_each_process_view_of_the_ejection(
     assert f"{failing.url}  weight 1  ejected on" in text.out
     assert f"{healthy.url}  weight 1  in service" in text.out
     assert UPSTREAM_KEY not in text.out + result.out
+
+
+async def test_in_flight_counts_end_with_each_reply_json_and_stream(
+    gateway: TestServer, redis: Redis, upstreams: list[Upstream]
+) -> None:
+    first, second, _ = upstreams
+    policy = ClientPolicy(
+        strategy="least_busy", deployments=(_deployment(first), _deployment(second))
+    )
+    sdk = await _sdk(gateway, redis, policy)
+    for i in range(3):
+        await _ask(sdk, f"idle-json-{i}")
+        stream = await sdk.chat.completions.create(model="gpt-test", messages=HI, stream=True)
+        async for _chunk in stream:
+            pass
+    await sdk.close()
+    # Sequential requests find both idle, so the first listed wins every time; a count left
+    # behind by a finished reply would have sent the next request to `second`.
+    assert (first.seen, second.seen) == (6, 0)
