@@ -84,7 +84,11 @@ class HealthPublisher:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def changed(self, client: ClientKey, url: str, ejected: bool) -> None:
-        task = asyncio.get_running_loop().create_task(self._publish(client))
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a scrape from a thread): the next change publishes
+            return
+        task = loop.create_task(self._publish(client))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
