@@ -26,7 +26,7 @@ from tests.support.upstream_server import UPSTREAM_KEY, UpstreamServer
 
 HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 FAILURES = 3
-EJECTION = 1.0
+EJECTION = 1.5
 
 
 @pytest.fixture
@@ -183,7 +183,7 @@ async def test_a_killed_upstream_is_ejected_after_n_failures_until_its_ejection_
     ejected_at = time.monotonic()
     await dead.start()  # back on the same port, but still ejected: it must get nothing
     count = 0
-    while time.monotonic() - ejected_at < EJECTION * 0.8:
+    while time.monotonic() - ejected_at < EJECTION * 0.6:  # well inside the ejection
         await _ask(sdk, f"during-{count}")
         count += 1
     assert dead.seen == 0
@@ -203,7 +203,7 @@ async def test_a_killed_upstream_is_ejected_after_n_failures_until_its_ejection_
     while dead.seen == 0:  # once the ejection is over, ordered sends to it first again
         assert time.monotonic() - ejected_at < EJECTION + 5, "the ejection never ended"
         await _ask(sdk, "after")
-    assert time.monotonic() - ejected_at >= EJECTION * 0.9
+    assert time.monotonic() - ejected_at >= EJECTION * 0.75
     await sdk.close()
     metrics = gateway.app[appkeys.METRICS].render().decode()
     assert f"gateway_upstream_ejected{{{labels}}} 0.0" in metrics
@@ -233,7 +233,7 @@ async def test_three_attempts_answer_504_at_the_deadline_not_after_three_timeout
     slow, _, _ = upstreams
     slow.behaviour.failures = ["slow"] * 3
     slow.behaviour.slow_seconds = 5.0
-    deadline = 1.2  # upstream_timeout is 0.5 s: three attempts would take 1.5 s and more
+    deadline = 1.25  # upstream_timeout is 0.5 s: three attempts would take 1.5 s and more
     policy = ClientPolicy(deployments=(_deployment(slow),), retries=2, request_deadline=deadline)
     sdk = await _sdk(gateway, redis, policy)
     started = time.monotonic()
@@ -271,7 +271,7 @@ async def test_the_deadline_setting_applies_without_a_policy_field(
     await sdk.close()
     slow.behaviour.release()
     assert caught.value.status_code == 504
-    assert 0.7 <= time.monotonic() - started < 1.0
+    assert 0.7 <= time.monotonic() - started < 3 * settings.upstream_timeout
 
 
 async def test_clients_health_shows_each_process_view_of_the_ejection(
