@@ -35,6 +35,7 @@ from gateway.domains import (
 )
 from gateway.errors import GatewayError, InvalidRequestError
 from gateway.handlers.registry import needs_upstream_url, provider_names
+from gateway.health_cli import client_health
 from gateway.journal.cli import add_journal_commands
 from gateway.keys_service import issue_key
 from gateway.limits.cli import add_limit_arguments, limit_changes, limits_text, usage_report
@@ -105,8 +106,6 @@ async def clients_add(args: argparse.Namespace, settings: Settings, redis: Redis
         raise InvalidRequestError(
             f"unknown provider {args.provider!r}; installed: {', '.join(provider_names())}"
         )
-    if needs_upstream_url(args.provider) and not args.upstream_url:
-        raise InvalidRequestError(f"provider {args.provider!r} needs --upstream-url")
     record = ClientRecord(
         account=args.account,
         name=args.name,
@@ -117,6 +116,10 @@ async def clients_add(args: argparse.Namespace, settings: Settings, redis: Redis
         cors_origins=tuple(args.cors_origin or ()),
     )
     record = apply_policy_arguments(record, args)
+    if needs_upstream_url(args.provider) and not (args.upstream_url or record.policy.deployments):
+        raise InvalidRequestError(
+            f"provider {args.provider!r} needs --upstream-url (or a policy with deployments)"
+        )
     limits = limit_changes(args)
     record = dataclasses.replace(record, **limits)
     refuse_link_local(upstream_urls(record), args.allow_link_local)
@@ -147,6 +150,11 @@ async def clients_show(args: argparse.Namespace, settings: Settings, redis: Redi
     record = await ClientRepository(redis).require(args.account, args.name)
     data = record.public_dict(settings.api_domain)
     emit(args, data, fields_text({"hostname": data["hostname"], **data}, nested=("policy",)))
+
+
+async def clients_health(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
+    data, text = await client_health(redis, args.account, args.name)
+    emit(args, data, text)
 
 
 async def clients_remove(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
@@ -304,6 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("name", type=client_arg)
         sub.add_argument("--account", type=account_arg, required=True)
         _command(sub, func)
+    health = clients.add_parser("health", help="outlier ejection of a client's deployments")
+    health.add_argument("name", type=client_arg)
+    health.add_argument("--account", type=account_arg, required=True)
+    _command(health, clients_health)
 
     keys = groups.add_parser("keys", help="manage API keys").add_subparsers(
         dest="action", required=True, metavar="ACTION"

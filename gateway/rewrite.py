@@ -14,9 +14,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
+from gateway.balancing import Deployment, RoutingError, routing_fields
 from gateway.errors import InvalidRequestError, PolicyError
+from gateway.urls import public_url
 
 #: The tenant endpoints, by the names the pipeline's routes, providers and rules use.
 Endpoint = Literal["chat", "completions", "embeddings", "responses", "models"]
@@ -55,16 +56,6 @@ class UpstreamTarget:
         return public_url(self.url)
 
 
-def public_url(url: str) -> str:
-    """`url` without userinfo or query (`http://u:p@host/v1?key=k` -> `http://host/v1`): some
-    upstreams take a key in either."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc and not parts.query:
-        return url
-    netloc = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=netloc, query="", fragment=""))
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class ClientPolicy:
     """Per-client rewrite rules. Mappings are read-only by convention (JSON-friendly dicts)."""
@@ -86,6 +77,11 @@ class ClientPolicy:
     max_hops: int = 3
     #: Managed-mode tool plugins (manifests, see `gateway.plugins.manifest`).
     plugins: tuple[dict[str, Any], ...] = ()
+    #: Load balancing (`gateway.balancing`): when `deployments` is set it replaces the client's
+    #: own upstream; `request_deadline` (seconds) overrides the setting for this client.
+    strategy: str = "ordered"
+    deployments: tuple[Deployment, ...] = ()
+    request_deadline: float | None = None
 
     @property
     def rewrites(self) -> bool:
@@ -106,6 +102,7 @@ class ClientPolicy:
         data = self.to_dict()
         data["fallbacks"] = [target.public_dict() for target in self.fallbacks]
         data["plugins"] = [_masked_plugin(plugin) for plugin in self.plugins]
+        data["deployments"] = [deployment.public_dict() for deployment in self.deployments]
         return data
 
     @classmethod
@@ -223,6 +220,10 @@ def _parse(data: dict[str, Any]) -> ClientPolicy:
         ):
             raise PolicyError("plugins must be a list of plugin manifests")
         kwargs["plugins"] = tuple(dict(p) for p in data["plugins"])
+    try:
+        kwargs.update(routing_fields(data))
+    except RoutingError as exc:
+        raise PolicyError(str(exc)) from exc
     return ClientPolicy(**kwargs)
 
 

@@ -1,5 +1,5 @@
-"""Upstream URLs an operator configures: link-local addresses refused (userinfo is stripped
-from what the gateway records by `rewrite.public_url`).
+"""Upstream URLs an operator configures: link-local addresses refused; userinfo and query
+kept out of what the gateway records (`public_url`).
 
 The upstream URL is trusted operator input (`docs/reliability.md`): loopback and private
 addresses stay allowed (a self-hosted model beside the gateway). Link-local addresses
@@ -14,10 +14,28 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterable
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from gateway.errors import InvalidRequestError
-from gateway.rewrite import public_url
+
+
+def public_url(url: str) -> str:
+    """`url` without userinfo or query (`http://u:p@host/v1?key=k` -> `http://host/v1`): some
+    upstreams take a key in either."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc and not parts.query:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=netloc, query="", fragment=""))
+
+
+def without_userinfo(url: str) -> str:
+    """`url` without `user:password@` (what is sent when a key is the credential)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
 
 _LINK_LOCAL_V4 = ipaddress.ip_network("169.254.0.0/16")
 _LINK_LOCAL_V6 = ipaddress.ip_network("fe80::/10")
