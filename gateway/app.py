@@ -149,6 +149,7 @@ async def _journal_ctx(app: web.Application) -> AsyncIterator[None]:
         queue_size=settings.journal_queue_size,
         queue_bytes=settings.journal_queue_bytes,
         persist=settings.journal_enabled,
+        shards=settings.journal_shards,
     )
     metrics = app[appkeys.METRICS]
     usage = app[appkeys.METERING].usage

@@ -57,10 +57,9 @@ def _filter(args: argparse.Namespace) -> JournalFilter:
 
 
 async def journal_tail(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
-    reader = JournalReader(redis)
+    reader = JournalReader(redis, shards=settings.journal_shards)
     flt = _filter(args)
-    last: Any = await redis.xrevrange(flt.stream, "+", "-", count=1)
-    start = last[0][0].decode() if last else "0-0"
+    start = await reader.positions(flt)
     records, _cursor = await reader.page(flt, limit=args.lines)
     for record in reversed(records):
         _write(args, record)
@@ -70,7 +69,7 @@ async def journal_tail(args: argparse.Namespace, settings: Settings, redis: Redi
 
 
 async def journal_show(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
-    record = await JournalReader(redis).get(args.request_id)
+    record = await JournalReader(redis, shards=settings.journal_shards).get(args.request_id)
     if record is None:
         raise NotFoundError(f"no journal record for request id {args.request_id!r}")
     if args.json:
@@ -101,7 +100,7 @@ def stats_text(stats: dict[str, Any]) -> str:
 
 async def journal_stats_command(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
     stats = await journal_stats(
-        JournalReader(redis),
+        JournalReader(redis, shards=settings.journal_shards),
         JournalFilter(account=args.account),
         since_seconds=args.since,
         now_ms=int(time.time() * 1000),
