@@ -28,6 +28,7 @@ from gateway.middlewares import request_middleware, stamp_response
 from gateway.store.records import ApiKeyRecord, ClientRecord
 from gateway.store.repositories import ApiKeyRepository, ClientRepository, DomainRepository
 from gateway.tenancy import TenantResolver
+from gateway.tracing import create_tracing
 from gateway.upstream import create_upstream_session
 from gateway.views import add_routes
 
@@ -74,9 +75,21 @@ def create_app(settings: Settings, secret: str) -> web.Application:
     app.on_response_prepare.append(stamp_response)
     # The journal after metering: it closes first, so the records it drains at shutdown still
     # reach the usage tally before that is flushed.
-    app.cleanup_ctx.extend([_redis_ctx, _upstream_ctx, _tenancy_ctx, _metering_ctx, _journal_ctx])
+    app.cleanup_ctx.extend(
+        [_tracing_ctx, _redis_ctx, _upstream_ctx, _tenancy_ctx, _metering_ctx, _journal_ctx]
+    )
     add_routes(app)
     return app
+
+
+async def _tracing_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Traces when an OTLP endpoint is configured (`OTEL_*`, docs/observability.md)."""
+    tracing = create_tracing()
+    app[appkeys.TRACING] = tracing
+    app[appkeys.METRICS].watch_tracing(lambda: tracing.dropped.value)
+    yield
+    # Shutting down flushes the last spans, waiting up to the exporter's timeout: off the loop.
+    await asyncio.to_thread(tracing.close)
 
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -37,6 +37,20 @@ class JournalCollector(Collector):
             )
 
 
+class TracingCollector(Collector):
+    """Spans the collector never got (queue full, export failed), read at scrape time."""
+
+    def __init__(self, dropped: Callable[[], int]) -> None:
+        self.dropped = dropped
+
+    def collect(self) -> Iterator[Any]:
+        yield CounterMetricFamily(
+            "gateway_otel_spans_dropped",
+            "Finished spans never delivered to the OpenTelemetry collector",
+            value=self.dropped(),
+        )
+
+
 class GatewayMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -73,6 +87,9 @@ class GatewayMetrics:
 
     def watch_journal(self, counters: Callable[[], dict[str, int]]) -> None:
         self.registry.register(JournalCollector(counters))
+
+    def watch_tracing(self, dropped: Callable[[], int]) -> None:
+        self.registry.register(TracingCollector(dropped))
 
     def observe(self, record: dict[str, Any]) -> None:
         account = record["account"] or "-"
