@@ -23,6 +23,7 @@ def draft(index: int, body: bytes) -> RecordDraft:
         account="0000-0000-0000",
         client="h",
         key_id="0123456789ab",
+        provider="echo",
         method="POST",
         path="/v1/chat/completions",
         status=200,
