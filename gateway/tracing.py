@@ -138,7 +138,15 @@ class RequestTrace:
     """The server span of one tenant request, and its client spans. The no-op instance
     (`NOOP_TRACE`, span None) does nothing at all."""
 
-    __slots__ = ("_attempts", "_first_token_at", "_gen_ai", "_started", "span", "tracer")
+    __slots__ = (
+        "_attempts",
+        "_first_token_at",
+        "_gen_ai",
+        "_started",
+        "requested",
+        "span",
+        "tracer",
+    )
 
     def __init__(self, tracer: Tracer | None, span: Span | None) -> None:
         self.tracer = tracer
@@ -147,9 +155,16 @@ class RequestTrace:
         self._first_token_at: float | None = None
         self._attempts: list[AttemptTrace] = []
         self._gen_ai: dict[str, Any] = {}
+        #: True once `model_request` said what the caller asked for.
+        self.requested = False
 
     def identify(
-        self, *, account: str | None, client: str | None, key_id: str | None, provider: str
+        self,
+        *,
+        account: str | None,
+        client: str | None,
+        key_id: str | None,
+        provider: str | None,
     ) -> None:
         if self.span is None:
             return
@@ -160,13 +175,15 @@ class RequestTrace:
         ):
             if value:
                 self.span.set_attribute(name, value)
-        self._gen_ai["gen_ai.provider.name"] = provider
-        self.span.set_attribute("gen_ai.provider.name", provider)
+        if provider:
+            self._gen_ai["gen_ai.provider.name"] = provider
+            self.span.set_attribute("gen_ai.provider.name", provider)
 
     def model_request(self, *, operation: str, model: str | None, max_tokens: int | None) -> None:
         """What the caller asked for: `operation` is GenAI's (`chat`, `text_completion`, ...)."""
         if self.span is None:
             return
+        self.requested = True
         self._gen_ai["gen_ai.operation.name"] = operation
         if model:
             self._gen_ai["gen_ai.request.model"] = model
@@ -228,6 +245,7 @@ class RequestTrace:
         output_tokens: int | None = None,
         finish_reasons: Sequence[str] = (),
         error: str | None = None,
+        time_to_first_token_ms: float | None = None,
     ) -> None:
         """End the server span (and an attempt still open) with what the answer said."""
         span = self.span
@@ -242,7 +260,11 @@ class RequestTrace:
             result["gen_ai.usage.output_tokens"] = output_tokens
         if finish_reasons:
             result["gen_ai.response.finish_reasons"] = list(finish_reasons)
-        if self._first_token_at is not None:
+        if time_to_first_token_ms is not None:
+            result["gateway.time_to_first_token_ms"] = time_to_first_token_ms
+            at_ns = time.time_ns() - int((self._elapsed_ms() - time_to_first_token_ms) * 1e6)
+            span.add_event("gen_ai.first_token", timestamp=at_ns)
+        elif self._first_token_at is not None:
             ttft = round((self._first_token_at - self._started) * 1000.0, 3)
             result["gateway.time_to_first_token_ms"] = ttft
         for attempt in self._attempts:
@@ -255,6 +277,9 @@ class RequestTrace:
             span.set_attribute("error.type", error or str(status))
             span.set_status(Status(StatusCode.ERROR))
         span.end()
+
+    def _elapsed_ms(self) -> float:
+        return (time.monotonic() - self._started) * 1000.0
 
 
 NOOP_TRACE = RequestTrace(None, None)

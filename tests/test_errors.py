@@ -23,7 +23,7 @@ from gateway.app import create_app
 from gateway.config import Settings
 from gateway.errors import GatewayError
 from tests.conftest import TEST_SECRET, AiohttpServer
-from tests.journal_helpers import journal_entries
+from tests.support.journal_helpers import journal_entries
 
 #: Modules that define GatewayError subclasses outside gateway.errors (imported for the tree).
 _ERROR_MODULES = (gateway.domains, gateway.store.repositories)

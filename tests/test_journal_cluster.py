@@ -23,7 +23,7 @@ from gateway.journal.shards import shard_streams
 from gateway.journal.stats import journal_stats
 from gateway.store import keys
 from tests.conftest import OTHER_ACCOUNT, REPO, TEST_SECRET, AiohttpServer, Tenant, make_tenant
-from tests.journal_helpers import wait_for_records
+from tests.support.journal_helpers import wait_for_records
 
 ADMIN_TOKEN = "cluster-admin-token"
 REQUESTS = 40

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from gateway.journal.shards import global_streams
 from tests.conftest import REPO, TEST_SECRET, Tenant
-from tests.journal_helpers import wait_for_records
+from tests.support.journal_helpers import wait_for_records
 
 N = 60
 #: Records of ~9 KB (the request and the echoed reply): N of them overflow any pipe buffer, so

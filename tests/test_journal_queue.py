@@ -12,14 +12,17 @@ from redis.asyncio import Redis
 
 from gateway.journal.record import RecordDraft
 from gateway.journal.writer import JournalOptions, JournalWriter
-from tests.journal_helpers import journal_length
+from tests.support.journal_helpers import journal_length
 
 
 def draft(index: int, body: bytes) -> RecordDraft:
     return RecordDraft(
         request_id=f"req-{index}",
+        client_request_id=None,
         started_wall=1_700_000_000.0 + index,
         host="h.0000-0000-0000.api.localhost",
+        addressing="host",
+        api="openai",
         account="0000-0000-0000",
         client="h",
         key_id="0123456789ab",
@@ -38,6 +41,8 @@ def draft(index: int, body: bytes) -> RecordDraft:
         response_headers=(),
         response_body=None,
         capture=None,
+        usage_hidden=False,
+        usage=None,
         size=len(body),
         attempts=[],
         hops=[],

@@ -12,7 +12,7 @@ from gateway.journal.reader import JournalFilter, JournalReader
 from gateway.journal.shards import ShardedLayout, account_streams
 from gateway.store import keys
 from tests.conftest import Tenant
-from tests.journal_helpers import journal_length, wait_for_records
+from tests.support.journal_helpers import journal_length, wait_for_records
 
 FIELDS = ("v", "request_id", "account", "client", "status", "outcome", "latency_ms", "record")
 

@@ -15,9 +15,9 @@ import orjson
 from redis.asyncio import Redis
 
 from gateway.config import Settings
-from gateway.errors import NotFoundError
+from gateway.errors import FilterError, NotFoundError
 from gateway.journal.export import ExportOptions, JournalExporter
-from gateway.journal.reader import FilterError, JournalFilter, JournalReader, check_status
+from gateway.journal.reader import JournalFilter, JournalReader, check_status
 from gateway.journal.shards import global_streams
 from gateway.journal.stats import journal_stats
 from gateway.store import keys

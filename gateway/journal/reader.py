@@ -13,20 +13,18 @@ import collections
 import dataclasses
 import heapq
 import re
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
 
+from gateway.errors import FilterError
 from gateway.journal.shards import READ_SCRIPT, account_streams, global_streams, read_by_id
 
 _STATUS = re.compile(r"^([1-5])xx$|^([1-5]\d\d)$")
 _ENTRY_ID = re.compile(r"^\d{1,20}-\d{1,20}(-\d{1,4})?$")
-
-
-class FilterError(ValueError):
-    """A filter value that cannot be used (the message says why)."""
 
 
 def check_status(value: str) -> str:
@@ -145,7 +143,10 @@ class JournalReader:
                 upper = bound if index < before[2] else "(" + bound
             sources.append(_Source(name, index, upper, lower))
         chunk = max(16, self.page_scan // len(sources))
-        await asyncio.gather(*(source.fill(self.redis, chunk) for source in sources))
+        # One read first: a cluster client learns its slot map on its first command, and
+        # concurrent first commands race in redis-py while it does.
+        await sources[0].fill(self.redis, chunk)
+        await asyncio.gather(*(source.fill(self.redis, chunk) for source in sources[1:]))
         heap = [(_desc(s.buffer[0][0]), s.index) for s in sources if s.buffer]
         heapq.heapify(heap)
         while heap:
@@ -177,7 +178,7 @@ class JournalReader:
         return found, None
 
     async def get(self, request_id: str) -> dict[str, Any] | None:
-        """The latest record of a request id: one script call in its shard's slot (then one in
+        """The first record of a request id: one script call in its shard's slot (then one in
         the first layout's, for records written before the shards)."""
         found: Any = await read_by_id(self._read_script, request_id, self.shards)
         if not found:
@@ -204,34 +205,44 @@ class JournalReader:
     async def positions(self, flt: JournalFilter) -> dict[str, str]:
         """The newest entry id of each of the filter's streams ("0-0" when empty)."""
         names = self.streams(flt)
-        lasts: list[Any] = await asyncio.gather(
-            *(self.redis.xrevrange(name, "+", "-", count=1) for name in names)
+        first: Any = await self.redis.xrevrange(names[0], "+", "-", count=1)
+        lasts: list[Any] = [first]
+        lasts += await asyncio.gather(
+            *(self.redis.xrevrange(name, "+", "-", count=1) for name in names[1:])
         )
         pairs = zip(names, lasts, strict=True)
         return {name: last[0][0].decode() if last else "0-0" for name, last in pairs}
 
     async def follow(
-        self, flt: JournalFilter, after: dict[str, str] | None = None, poll: float = 0.25
+        self,
+        flt: JournalFilter,
+        after: dict[str, str] | None = None,
+        poll: float = 0.25,
+        settle_ms: int = 500,
     ) -> AsyncIterator[dict[str, Any]]:
-        """Matching records newer than `after` (default: now) as they arrive, forever. Each
-        stream is read on its own (a cluster serves one slot per command); what one poll finds
-        is yielded in id order."""
+        """Matching records newer than `after` (default: now) as they arrive, forever, in id
+        order. Each stream is read on its own (a cluster serves one slot per command); a batch
+        lands on several shards a moment apart, so a record is held until its id is
+        `settle_ms` old, by when the rest of its batch is readable too."""
         last = dict(after) if after is not None else await self.positions(flt)
+        held: list[tuple[Position, int, dict[bytes, bytes]]] = []
+        arrived = 0
         while True:
             replies: list[Any] = await asyncio.gather(
                 *(self.redis.xread({name: at}, count=100) for name, at in last.items())
             )
-            found: list[tuple[Position, dict[bytes, bytes]]] = []
             for index, (name, reply) in enumerate(zip(list(last), replies, strict=True)):
                 for _stream, entries in reply or ():
                     for entry_id, raw in entries:
                         last[name] = entry_id.decode()
-                        found.append((_position(entry_id, index), raw))
-            for _at, raw in sorted(found, key=lambda item: item[0]):
+                        arrived += 1
+                        heapq.heappush(held, (_position(entry_id, index), arrived, raw))
+            ripe = int(time.time() * 1000) - settle_ms
+            while held and held[0][0][0] <= ripe:
+                _at, _n, raw = heapq.heappop(held)
                 if flt.matches(decode_fields(raw)):
                     yield record_of(raw)
-            if not found:
-                await asyncio.sleep(poll)
+            await asyncio.sleep(poll)
 
 
 def _desc(position: Position) -> Position:

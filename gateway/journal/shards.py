@@ -33,7 +33,8 @@ from gateway.store import keys
 #: One call writes the records of a batch that share a slot. KEYS: the stream, then one index
 #: key per record. ARGV: maxlen, minid, index ttl, the number F of entry fields and their F
 #: names, then per record its write token, its proposed entry id and F values. A record whose
-#: token its index already holds was written by an earlier try and is skipped. The proposed id
+#: token its index already holds was written by an earlier try and is skipped; an index that
+#: another record holds (a trusted proxy's repeated id) is never repointed. The proposed id
 #: (the batch's time and the record's place in it) keeps a batch's order across shards; a
 #: stream already past it gets the next id instead. Trimming by time runs once per call.
 #: Returns how many records were written.
@@ -62,7 +63,9 @@ for i = 1, #KEYS - 1 do
     local id = add(ARGV[at + 2], fields)
     if type(id) == 'table' then id = add('*', fields) end
     if type(id) == 'table' then return redis.error_reply(id.err) end
-    redis.call('SET', index, token .. ' ' .. id, 'EX', ttl)
+    if not seen then  -- the first record of an id keeps the index: it is never repointed
+      redis.call('SET', index, token .. ' ' .. id, 'EX', ttl)
+    end
     written = written + 1
   end
 end

@@ -253,8 +253,8 @@ class JournalWriter:
                 str(record["status"]),
                 record["outcome"],
                 str(record["latency_ms"]["total"]),
-                str(usage.get("prompt_tokens", "")),
-                str(usage.get("completion_tokens", "")),
+                str(usage.get("input_tokens", "")),
+                str(usage.get("output_tokens", "")),
                 entry.payload,
             )
             batch.append((record["request_id"], record["account"], entry.token, values))
