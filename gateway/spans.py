@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import structlog
 from aiohttp import web
 from multidict import CIMultiDict
 
@@ -19,6 +20,8 @@ from gateway.exchange import Exchange
 from gateway.journal.capture import StreamCapture, assemble_stream
 from gateway.tracing import NOOP_TRACE, AttemptTrace, Tracing
 from gateway.usage import Usage, usage_in_bytes
+
+log = structlog.get_logger("gateway.tracing")
 
 #: GenAI's `gen_ai.operation.name` for each tenant endpoint (the pipeline's route names).
 OPERATIONS = {
@@ -91,9 +94,18 @@ def _max_tokens(body: bytes | None) -> int | None:
 
 
 def finish_request_span(exchange: Exchange, status: int) -> None:
-    trace = exchange.trace
-    if trace is NOOP_TRACE:
+    """End the server span with what the answer said; a failure here is logged, never raised
+    (the journal hand-off runs right after it)."""
+    if exchange.trace is NOOP_TRACE:
         return
+    try:
+        _finish(exchange, status)
+    except Exception:
+        log.exception("tracing_finish_failed", request_id=exchange.request_id)
+
+
+def _finish(exchange: Exchange, status: int) -> None:
+    trace = exchange.trace
     client = exchange.client
     identity = exchange.identity
     trace.identify(
