@@ -212,7 +212,13 @@ def log_events(log_path: Path) -> dict[str, int]:
 
 
 def start_gateway(
-    stack: GatewayStack, name: str, *, workers: int, journal: bool, log_dir: Path
+    stack: GatewayStack,
+    name: str,
+    *,
+    workers: int,
+    journal: bool,
+    log_dir: Path,
+    otlp_endpoint: str | None = None,
 ) -> tuple[Server, int]:
     port = free_port()
     argv = [stack.gateway, "serve", "--host", "127.0.0.1", "--port", str(port)]
@@ -221,6 +227,9 @@ def start_gateway(
     env = dict(stack.env)
     if not journal:
         env["GATEWAY_JOURNAL_ENABLED"] = "false"
+    if otlp_endpoint:  # docs/observability.md: the SDK's own variables
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_endpoint
+        env["OTEL_SERVICE_NAME"] = "gateway-bench"
     server = start_server(name, argv, log_dir, env, cwd=REPO_ROOT)
     wait_until(
         lambda: http_status(f"http://127.0.0.1:{port}/readyz") == 200,

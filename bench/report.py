@@ -121,6 +121,8 @@ def ratios(rows: Sequence[SummaryRow]) -> list[dict[str, Any]]:
                 "gateway_w2_vs_w1_rps": ratio("gateway-w2", "gateway", scenario, rps),
                 "journal_off_vs_on_rps": ratio("gateway-nojournal", "gateway", scenario, rps),
                 "limits_on_vs_off_rps": ratio("gateway-limits", "gateway", scenario, rps),
+                "tracing_on_vs_off_rps": ratio("gateway-tracing", "gateway", scenario, rps),
+                "tracing_on_vs_off_cpu_per_req": ratio("gateway-tracing", "gateway", scenario, cpu),
                 "gateway_vs_bare_cpu_per_req": ratio("gateway", "bare", scenario, cpu),
                 "gateway_minus_bare_p50_ms": (
                     gateway.p50_ms - bare.p50_ms if gateway and bare else None
@@ -163,7 +165,8 @@ def _scenario_order(results: dict[str, Any], row: dict[str, Any]) -> tuple[int, 
 
 def _ratio_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     header = ["scenario", "gateway/bare req/s", "w2/w1 req/s", "journal off/on req/s"]
-    header += ["limits on/off req/s", "gateway/bare CPU per req", "gateway-bare p50 ms"]
+    header += ["limits on/off req/s", "tracing on/off req/s", "tracing on/off CPU per req"]
+    header += ["gateway/bare CPU per req", "gateway-bare p50 ms"]
     rows = [
         [
             item["scenario"],
@@ -171,6 +174,8 @@ def _ratio_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             _num(item["gateway_w2_vs_w1_rps"]),
             _num(item["journal_off_vs_on_rps"]),
             _num(item.get("limits_on_vs_off_rps")),
+            _num(item.get("tracing_on_vs_off_rps")),
+            _num(item.get("tracing_on_vs_off_cpu_per_req")),
             _num(item["gateway_vs_bare_cpu_per_req"]),
             _num(item["gateway_minus_bare_p50_ms"]),
         ]

@@ -33,10 +33,13 @@ from bench.procs import (
     StopOutcome,
     free_port,
     machine_busy_ticks,
+    start_server,
     stop_server,
+    tcp_open,
     ticks_to_ms,
     tree_usage,
     wait_for_quiet,
+    wait_until,
 )
 from bench.report import (
     RunRecord,
@@ -163,11 +166,27 @@ def create_gateway_stack(bench: Bench) -> gw.GatewayStack:
     return stack
 
 
+def start_otlp_sink(bench: Bench) -> str:
+    """The collector the tracing target exports to, in its own process (not the gateway's)."""
+    port = free_port()
+    argv = [sys.executable, "-m", "bench.otlp_sink", "--port", str(port)]
+    sink = start_server("otlp-sink", argv, bench.work_dir)
+    bench.servers.append(sink)
+    wait_until(lambda: tcp_open(port), sink, timeout_s=30, what="listening")
+    return f"http://127.0.0.1:{port}"
+
+
 def start_gateway_target(bench: Bench, name: str, spec_name: str) -> RunningTarget:
     spec, stack = TARGETS_BY_NAME[spec_name], bench.stack
     assert stack is not None
+    endpoint = start_otlp_sink(bench) if spec.tracing else None
     server, port = gw.start_gateway(
-        stack, name, workers=spec.workers, journal=spec.journal, log_dir=bench.work_dir
+        stack,
+        name,
+        workers=spec.workers,
+        journal=spec.journal,
+        log_dir=bench.work_dir,
+        otlp_endpoint=endpoint,
     )
     bench.servers.append(server)
     return RunningTarget(spec, server, port, stack.tenants)

@@ -33,6 +33,8 @@ class TargetSpec:
     workers: int = 1
     journal: bool = True
     limits: bool = False
+    #: Traces exported over OTLP/HTTP to `bench/otlp_sink.py` (the same requests otherwise).
+    tracing: bool = False
 
 
 TARGETS = (
@@ -51,6 +53,12 @@ TARGETS = (
         "gateway",
         "gateway, 1 worker, journal on, a tenant with every rate limit and budget set",
         limits=True,
+    ),
+    TargetSpec(
+        "gateway-tracing",
+        "gateway",
+        "gateway, 1 worker, journal on, OpenTelemetry traces to an OTLP/HTTP sink",
+        tracing=True,
     ),
 )
 TARGETS_BY_NAME = {target.name: target for target in TARGETS}

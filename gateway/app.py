@@ -32,6 +32,7 @@ from gateway.store.records import ApiKeyRecord, ClientRecord
 from gateway.store.redis import create_redis
 from gateway.store.repositories import ApiKeyRepository, ClientRepository, DomainRepository
 from gateway.tenancy import TenantResolver
+from gateway.tracing import create_tracing
 from gateway.upstream.transport import UpstreamTransport, create_upstream_session
 from gateway.urls import public_url
 
@@ -61,9 +62,21 @@ def create_app(settings: Settings, secret: str) -> web.Application:
     app.on_response_prepare.append(stamp_response)
     # The journal after metering: it closes first, so the records it drains at shutdown still
     # reach the usage tally before that is flushed.
-    app.cleanup_ctx.extend([_redis_ctx, _upstream_ctx, _tenancy_ctx, _metering_ctx, _journal_ctx])
+    app.cleanup_ctx.extend(
+        [_tracing_ctx, _redis_ctx, _upstream_ctx, _tenancy_ctx, _metering_ctx, _journal_ctx]
+    )
     add_routes(app)
     return app
+
+
+async def _tracing_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Traces when an OTLP endpoint is configured (`OTEL_*`, docs/observability.md)."""
+    tracing = create_tracing()
+    app[appkeys.TRACING] = tracing
+    app[appkeys.METRICS].watch_tracing(lambda: tracing.dropped.value)
+    yield
+    # Shutting down flushes the last spans, waiting up to the exporter's timeout: off the loop.
+    await asyncio.to_thread(tracing.close)
 
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -142,6 +155,7 @@ async def _journal_ctx(app: web.Application) -> AsyncIterator[None]:
         queue_size=settings.journal_queue_size,
         queue_bytes=settings.journal_queue_bytes,
         persist=settings.journal_enabled,
+        shards=settings.journal_shards,
     )
     metrics = app[appkeys.METRICS]
     usage = app[appkeys.METERING].usage

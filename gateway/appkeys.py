@@ -15,6 +15,7 @@ from gateway.journal.writer import JournalWriter
 from gateway.limits.metering import Metering
 from gateway.metrics import GatewayMetrics
 from gateway.tenancy import TenantResolver
+from gateway.tracing import Tracing
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -31,3 +32,4 @@ METRICS = web.AppKey("metrics", GatewayMetrics)
 ADMIN_TOKEN = web.AppKey("admin_token", str)
 ADMIN_REDIS = web.AppKey("admin_redis", Redis)
 METERING = web.AppKey("metering", Metering)
+TRACING = web.AppKey("tracing", Tracing)

@@ -59,6 +59,7 @@ class Settings:
     journal_queue_bytes: int = 64 * 1024 * 1024
     journal_redact_headers: str = ""
     journal_redact_paths: str = ""
+    journal_shards: int = 8
     admin_host: str = "127.0.0.1"
     admin_port: int = 8081
     admin_token: str = ""
@@ -151,6 +152,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("journal_capture_bytes must be >= 0 and journal_queue_size >= 1")
     if settings.journal_queue_bytes < 1024 * 1024:
         raise ConfigError("journal_queue_bytes must be at least 1 MiB")
+    if not 1 <= settings.journal_shards <= 1024:
+        raise ConfigError("journal_shards must be from 1 to 1024")
     if not 0 <= settings.admin_port <= 65535:
         raise ConfigError(f"admin_port {settings.admin_port} is out of range")
     if settings.upstream_retries < 0 or settings.upstream_backoff < 0:

@@ -173,6 +173,7 @@ def journal_parser_error(app: web.Application, request_id: str, error: InvalidRe
             host="",
             addressing="host",
             api="openai",
+            provider=None,
             account=None,
             client=None,
             key_id=None,

@@ -21,6 +21,7 @@ from gateway.auth import UserProfile
 from gateway.journal.capture import StreamCapture
 from gateway.protocols import Provider
 from gateway.store.records import ClientRecord
+from gateway.tracing import NOOP_TRACE, RequestTrace
 from gateway.usage import Usage
 
 #: How the tenant was named: by the Host header, or by a `/tenants/{client}.{account}` path.
@@ -96,6 +97,7 @@ class Exchange:
         "started",
         "started_wall",
         "stream",
+        "trace",
         "upstream_finished_at",
         "upstream_started_at",
         "usage",
@@ -137,6 +139,8 @@ class Exchange:
         self.hops: list[dict[str, Any]] = []
         self._hop: int | None = None
         self.extra_headers: dict[str, str] = {}
+        #: The request's spans (`tracing.py`); the shared no-op unless tracing is on.
+        self.trace: RequestTrace = NOOP_TRACE
 
     # -- the request --------------------------------------------------------------------------
     def tenant_resolved(self, client: ClientRecord, addressing: Addressing) -> None:

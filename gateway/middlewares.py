@@ -35,6 +35,7 @@ from gateway.errors import (
 from gateway.exchange import EXCHANGE, ApiFormat, Exchange
 from gateway.journal.record import build_record
 from gateway.pipeline import peer_is_trusted
+from gateway.spans import finish_request_span, start_request_span
 
 log = structlog.get_logger("gateway.access")
 
@@ -120,6 +121,7 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     request_id, client_request_id = request_ids(request)
     exchange = Exchange(request_id, client_request_id)
     request[EXCHANGE] = exchange
+    start_request_span(request.app[appkeys.TRACING], request, exchange)
     try:
         response = await handler(request)
     except GatewayError as exc:
@@ -162,6 +164,7 @@ def finish(
     if exchange.outcome is None:
         exchange.outcome = outcome_for(status)
     app = request.app
+    finish_request_span(exchange, status)
     app[appkeys.JOURNAL].submit(build_record(request, exchange, status, finished, response))
     if app[appkeys.SETTINGS].access_log:
         client = exchange.client

@@ -2,7 +2,8 @@
 
 SIGTERM or Ctrl-C stops accepting connections, lets in-flight requests finish (up to
 `SHUTDOWN_GRACE` seconds), flushes the journal, and exits. With workers, the parent forwards the
-signal to every worker and waits for all of them.
+signal to every worker and waits for all of them. Workers write their request metrics to a
+shared directory that worker 0's `/metrics` sums (`metrics.py`).
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import contextlib
 import errno
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
@@ -29,6 +32,7 @@ from gateway.connection import GatewayRunner
 from gateway.demo import DEMO_DIR, demo_instructions, ensure_demo_tenant
 from gateway.errors import ConfigError
 from gateway.logs import configure_logging
+from gateway.metrics import MULTIPROCESS_VARIABLE
 from gateway.redis_server import embedded_redis_url
 from gateway.store.redis import create_redis
 
@@ -138,7 +142,7 @@ def bind_failure(host: str, port: int, prefix: str, exc: OSError) -> str:
 
 def _worker_main(settings: Settings, secret: str, index: int) -> None:
     configure_logging(settings.log_level, {"worker": index})
-    # Only worker 0 serves the admin port (its /metrics are that worker's; docs/journal.md).
+    # Only worker 0 serves the admin port; its /metrics sum every worker's request metrics.
     try:
         run_async(
             serve_app(
@@ -164,10 +168,34 @@ def check_bindable(host: str, port: int, prefix: str, *, reuse_port: bool) -> No
             raise ConfigError(bind_failure(host, port, prefix, exc)) from exc
 
 
+@contextlib.contextmanager
+def multiprocess_metrics(settings: Settings) -> Iterator[None]:
+    """A fresh directory for the workers' metric files, named in the environment they inherit
+    (prometheus-client reads it when a worker imports it), removed when they are all gone."""
+    parent = settings.var_path / "metrics"
+    parent.mkdir(parents=True, exist_ok=True)
+    directory = tempfile.mkdtemp(prefix=f"workers-{os.getpid()}-", dir=parent)
+    previous = os.environ.get(MULTIPROCESS_VARIABLE)
+    os.environ[MULTIPROCESS_VARIABLE] = directory
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(MULTIPROCESS_VARIABLE, None)
+        else:
+            os.environ[MULTIPROCESS_VARIABLE] = previous
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def _run_workers(settings: Settings, secret: str) -> None:
     check_bindable(settings.host, settings.port, "GATEWAY", reuse_port=True)
     if settings.admin_token:
         check_bindable(settings.admin_host, settings.admin_port, "GATEWAY_ADMIN", reuse_port=False)
+    with multiprocess_metrics(settings):
+        _spawn_workers(settings, secret)
+
+
+def _spawn_workers(settings: Settings, secret: str) -> None:
     context = multiprocessing.get_context("spawn")
     workers = [
         context.Process(target=_worker_main, args=(settings, secret, i), name=f"gateway-worker-{i}")

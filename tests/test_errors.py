@@ -22,8 +22,8 @@ import gateway.store.repositories
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.errors import GatewayError
-from gateway.store import keys
 from tests.conftest import TEST_SECRET, AiohttpServer
+from tests.support.journal_helpers import journal_entries
 
 #: Modules that define GatewayError subclasses outside gateway.errors (imported for the tree).
 _ERROR_MODULES = (gateway.domains, gateway.store.repositories)
@@ -136,7 +136,7 @@ async def sdk(error_server: TestServer) -> AsyncIterator[openai.AsyncOpenAI]:
 async def _journal_record(redis: Redis, request_id: str) -> dict[str, object]:
     deadline = time.monotonic() + 5.0
     while time.monotonic() < deadline:
-        for _entry_id, fields in await redis.xrange(keys.JOURNAL_STREAM) or []:
+        for _entry_id, fields in await journal_entries(redis):
             assert fields is not None
             record: dict[str, object] = orjson.loads(fields[b"record"])
             if record["request_id"] == request_id:

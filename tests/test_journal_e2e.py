@@ -16,7 +16,12 @@ from gateway.app import create_app
 from gateway.config import Settings
 from gateway.store import keys
 from tests.conftest import TEST_SECRET, AiohttpServer, Tenant, sdk_kwargs
-from tests.support.journal_helpers import journal_records, wait_for_record, wait_for_records
+from tests.support.journal_helpers import (
+    journal_length,
+    journal_records,
+    wait_for_record,
+    wait_for_records,
+)
 from tests.support.upstream_server import UpstreamServer
 
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi there"}]
@@ -218,5 +223,5 @@ async def test_journal_off_writes_nothing_to_redis(
     async with openai.AsyncOpenAI(**sdk_kwargs(server, tenant)) as sdk:
         await sdk.chat.completions.create(model="gpt-test", messages=MESSAGES)
     await server.close()
-    assert await redis.xlen(keys.JOURNAL_STREAM) == 0
+    assert await journal_length(redis) == 0
     assert app[appkeys.JOURNAL].written == 0

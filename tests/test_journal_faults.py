@@ -22,10 +22,9 @@ from gateway.journal.entry import Entry
 from gateway.journal.spill import SpillFile
 from gateway.journal.writer import JournalWriter
 from gateway.redis_server import EmbeddedRedis
-from gateway.store import keys
 from gateway.store.redis import create_redis
 from tests.conftest import TEST_SECRET, AiohttpServer, free_port, make_tenant, sdk_kwargs
-from tests.support.journal_helpers import journal_records, wait_for_records
+from tests.support.journal_helpers import journal_length, journal_records, wait_for_records
 
 N = 60
 
@@ -74,7 +73,7 @@ async def test_redis_stopped_mid_run_loses_no_record(
         records = await wait_for_records(redis, N, within=20.0)
         assert [r["request_id"] for r in records] == answered  # all, once each, in order
         await asyncio.sleep(0.2)  # nothing more may arrive: the count is exact
-        assert await redis.xlen(keys.JOURNAL_STREAM) == N
+        assert await journal_length(redis) == N
         counters = writer.counters()
         assert counters["replayed"] == counters["spilled"] > 0
         assert counters["dropped"] == 0

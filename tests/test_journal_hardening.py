@@ -25,7 +25,12 @@ from gateway.store import keys
 from gateway.store.redis import create_redis
 from tests.conftest import Tenant, free_port
 from tests.support.helpers import raw_request, wait_for
-from tests.support.journal_helpers import journal_records, wait_for_record, wait_for_records
+from tests.support.journal_helpers import (
+    journal_length,
+    journal_records,
+    wait_for_record,
+    wait_for_records,
+)
 from tests.test_journal_queue import draft
 
 OPTIONS = JournalOptions(flush_interval=0.01, retry_delay=0.05)
@@ -139,7 +144,7 @@ async def test_a_crashed_writer_is_restarted_and_loses_nothing(
     finally:
         await writer.close()
     assert [r["request_id"] for r in records] == [f"req-{i}" for i in range(5)]
-    assert await redis.xlen(keys.JOURNAL_STREAM) == 6
+    assert await journal_length(redis) == 6
 
 
 async def test_shutdown_spills_everything_when_redis_is_gone(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from gateway.journal.record import RecordDraft
 from gateway.journal.writer import JournalOptions, JournalWriter
-from gateway.store import keys
+from tests.support.journal_helpers import journal_length
 
 
 def draft(index: int, body: bytes) -> RecordDraft:
@@ -26,6 +26,7 @@ def draft(index: int, body: bytes) -> RecordDraft:
         account="0000-0000-0000",
         client="h",
         key_id="0123456789ab",
+        provider="echo",
         method="POST",
         path="/v1/chat/completions",
         status=200,
@@ -69,7 +70,7 @@ async def test_queue_past_its_bytes_spills_the_oldest_records(redis: Redis, tmp_
     finally:
         await writer.close()
     # Closing wrote the queue and replayed the spill: every record reached Redis, once.
-    assert await redis.xlen(keys.JOURNAL_STREAM) == 5
+    assert await journal_length(redis) == 5
 
 
 async def test_queue_past_its_count_spills_the_oldest_records(redis: Redis, tmp_path: Path) -> None:
@@ -83,4 +84,4 @@ async def test_queue_past_its_count_spills_the_oldest_records(redis: Redis, tmp_
         assert spilled_ids(tmp_path) == ["req-0"]
     finally:
         await writer.close()
-    assert await redis.xlen(keys.JOURNAL_STREAM) == 4
+    assert await journal_length(redis) == 4

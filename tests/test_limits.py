@@ -19,10 +19,10 @@ from redis.asyncio import Redis
 from gateway import appkeys
 from gateway.limits.checks import utc_day
 from gateway.limits.usage import read_usage
-from gateway.store import keys
 from gateway.store.repositories import ApiKeyRepository
 from tests.conftest import Tenant, make_tenant, sdk_kwargs
 from tests.support.helpers import wait_for
+from tests.support.journal_helpers import journal_entries
 from tests.support.limits_support import (
     STREAM_PROMPT_TOKENS,
     flush_usage,
@@ -91,7 +91,7 @@ async def test_over_the_limit_is_an_openai_429_with_rate_limit_headers(
     assert headers["x-ratelimit-limit-requests"] == "2"
 
     async def refusal_journaled() -> bool:
-        entries: Any = await redis.xrange(keys.JOURNAL_STREAM)
+        entries = await journal_entries(redis)
         records = [orjson.loads(fields[b"record"]) for _id, fields in entries]
         return any(r["status"] == 429 and r["key_id"] == tenant.key_id for r in records)
 

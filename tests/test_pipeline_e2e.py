@@ -14,6 +14,7 @@ from openai.types.chat import ChatCompletionMessageParam
 from redis.asyncio import Redis
 
 from gateway.config import Settings
+from gateway.journal.shards import shard_of
 from gateway.limits.checks import utc_day
 from gateway.rewrite import ClientPolicy
 from gateway.store import keys
@@ -134,7 +135,8 @@ async def test_a_caller_cannot_repoint_another_requests_record(
     await journal_record(redis, forged["x-request-id"])
     record = await journal_record(redis, victim)
     assert (record["status"], record["client"]) == (200, echo_tenant.client)
-    index = await redis.get(f"gw:{{journal}}:request:{victim}")
+    shard = shard_of(victim, Settings().journal_shards)
+    index = await redis.get(keys.journal_shard_index(shard, victim))
     assert index is not None
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from redis.asyncio import RedisCluster
 
 from gateway import appkeys
 from gateway.admin.views import add_admin_routes, admin_auth_middleware
@@ -34,6 +35,8 @@ def create_admin_app(settings: Settings, metrics: GatewayMetrics) -> web.Applica
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     redis = create_redis(app[appkeys.SETTINGS].redis_url)
+    if isinstance(redis, RedisCluster):
+        await redis.initialize()  # the slot map before the journal's concurrent shard reads
     app[appkeys.ADMIN_REDIS] = redis
     yield
     await redis.aclose()

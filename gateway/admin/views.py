@@ -113,7 +113,8 @@ def _filter(query: Any) -> JournalFilter:
 
 
 def _reader(request: web.Request) -> JournalReader:
-    return JournalReader(request.app[appkeys.ADMIN_REDIS])
+    shards = request.app[appkeys.SETTINGS].journal_shards
+    return JournalReader(request.app[appkeys.ADMIN_REDIS], shards=shards)
 
 
 async def journal_list(request: web.Request) -> web.StreamResponse:

@@ -158,7 +158,9 @@ class ManagedChat:
         results = []
         for call in calls:
             function = call.get("function") or {}
+            span = self.exchange.trace.tool_call(function["name"])
             content, ok = await run_tool(owned[function["name"]], function.get("arguments"))
+            span.end(error=None if ok else "tool_failed")
             results.append(
                 {
                     "tool_call_id": call.get("id"),

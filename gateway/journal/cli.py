@@ -1,8 +1,11 @@
-"""`gateway journal tail | show | stats`: the journal from a terminal (see docs/journal.md)."""
+"""`gateway journal tail | show | stats | export`: the journal from a terminal (see
+docs/journal.md; export: docs/observability.md)."""
 
 from __future__ import annotations
 
 import argparse
+import re
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -13,10 +16,32 @@ from redis.asyncio import Redis
 
 from gateway.config import Settings
 from gateway.errors import FilterError, NotFoundError
+from gateway.journal.export import ExportOptions, JournalExporter
 from gateway.journal.reader import JournalFilter, JournalReader, check_status
+from gateway.journal.shards import global_streams
 from gateway.journal.stats import journal_stats
+from gateway.store import keys
 
 ArgType = Callable[[str], Any]
+
+_NAME = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
+_SECONDS = re.compile(r"^(\d{1,7})([smh]?)$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
+
+
+def seconds_arg(value: str) -> float:
+    match = _SECONDS.match(value.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"{value[:80]!r} is not seconds like 60, 90s or 5m")
+    return float(int(match.group(1)) * _UNITS[match.group(2)])
+
+
+def name_arg(value: str) -> str:
+    if not _NAME.match(value):
+        raise argparse.ArgumentTypeError(
+            f"{value[:80]!r}: use 1 to 64 letters, digits and _ . : @ -"
+        )
+    return value
 
 
 def status_arg(value: str) -> str:
@@ -57,10 +82,9 @@ def _filter(args: argparse.Namespace) -> JournalFilter:
 
 
 async def journal_tail(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
-    reader = JournalReader(redis)
+    reader = JournalReader(redis, shards=settings.journal_shards)
     flt = _filter(args)
-    last: Any = await redis.xrevrange(flt.stream, "+", "-", count=1)
-    start = last[0][0].decode() if last else "0-0"
+    start = await reader.positions(flt)
     records, _cursor = await reader.page(flt, limit=args.lines)
     for record in reversed(records):
         _write(args, record)
@@ -70,7 +94,7 @@ async def journal_tail(args: argparse.Namespace, settings: Settings, redis: Redi
 
 
 async def journal_show(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
-    record = await JournalReader(redis).get(args.request_id)
+    record = await JournalReader(redis, shards=settings.journal_shards).get(args.request_id)
     if record is None:
         raise NotFoundError(f"no journal record for request id {args.request_id!r}")
     if args.json:
@@ -101,7 +125,7 @@ def stats_text(stats: dict[str, Any]) -> str:
 
 async def journal_stats_command(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
     stats = await journal_stats(
-        JournalReader(redis),
+        JournalReader(redis, shards=settings.journal_shards),
         JournalFilter(account=args.account),
         since_seconds=args.since,
         now_ms=int(time.time() * 1000),
@@ -111,6 +135,25 @@ async def journal_stats_command(args: argparse.Namespace, settings: Settings, re
     else:
         sys.stdout.write(stats_text(stats) + "\n")
     sys.stdout.flush()
+
+
+def _write_lines(records: list[bytes]) -> None:
+    """One JSON record per line, flushed before the caller acknowledges them."""
+    sys.stdout.buffer.write(b"\n".join(records) + b"\n")
+    sys.stdout.buffer.flush()
+
+
+async def journal_export(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
+    options = ExportOptions(
+        group=args.group_name,
+        consumer=args.consumer or socket.gethostname()[:64] or "gateway",
+        claim_after_ms=int(args.claim_after * 1000),
+        start="$" if args.start == "now" else "0",
+        follow=args.follow,
+    )
+    exporter = JournalExporter(redis, global_streams(settings.journal_shards), options)
+    await exporter.prepare(optional=[keys.LEGACY_JOURNAL_STREAM])
+    await exporter.run(_write_lines)
 
 
 def add_journal_commands(
@@ -139,3 +182,23 @@ def add_journal_commands(
     stats.add_argument("--since", type=duration_arg, default=900.0, help="window (default 15m)")
     stats.add_argument("--account", type=account_arg)
     command(stats, journal_stats_command)
+    export = journal.add_parser(
+        "export", help="ship records as JSON lines through a consumer group (at least once)"
+    )
+    export.add_argument("--group", dest="group_name", type=name_arg, required=True)
+    export.add_argument("--format", choices=["jsonl"], default="jsonl", help="one record a line")
+    export.add_argument("--follow", "-f", action="store_true", help="keep exporting new records")
+    export.add_argument(
+        "--claim-after",
+        type=seconds_arg,
+        default=60.0,
+        help="take over other consumers' records left unacknowledged this long (default 60s)",
+    )
+    export.add_argument(
+        "--from", dest="start", choices=["oldest", "now"], default="oldest",
+        help="where a new group starts (an existing group resumes)",
+    )  # fmt: skip
+    export.add_argument(
+        "--consumer", type=name_arg, help="this consumer's name in the group (default: hostname)"
+    )
+    command(export, journal_export, json_flag=False)

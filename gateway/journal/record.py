@@ -51,6 +51,8 @@ class RecordDraft:
     account: str | None
     client: str | None
     key_id: str | None
+    #: The client's provider (`openai`, `azure`, `echo`, ...), None when the Host did not resolve.
+    provider: str | None
     method: str
     path: str
     status: int
@@ -108,6 +110,7 @@ def build_record(
         account=client.account if client else None,
         client=client.name if client else None,
         key_id=identity.user.key_id if identity else None,
+        provider=client.provider if client else None,
         method=request.method,
         path=request.path[:1024],
         status=status,
@@ -172,6 +175,7 @@ def _identity(draft: RecordDraft) -> dict[str, Any]:
         "account": draft.account,
         "client": draft.client,
         "key_id": draft.key_id,
+        "provider": draft.provider,
         "method": draft.method,
         "path": draft.path,
         "status": draft.status,

@@ -2,8 +2,9 @@
 
 `submit` never waits: the request path appends a `RecordDraft` to a deque. A background task
 finalizes drafts into records (off the request path), feeds them to the metrics, and writes them
-with one script call per batch (global stream, account stream and request-id index in one step
-per record, idempotent by a write token, so a retried batch never duplicates a record).
+with one script call per Redis slot the batch touches (`shards.py`: the global stream's shards
+and the account streams, each with its request-id index, idempotent by a write token, so a
+retried batch never duplicates a record).
 
 No input can stop it (issue 10): every record can be encoded (`encode.py`); a record whose
 finalization fails is still written, reduced to what the draft says (`incomplete`); a batch
@@ -39,57 +40,12 @@ from gateway.journal.encode import clean_text, encode_record, minimal_record
 from gateway.journal.entry import Entry, flat_fields
 from gateway.journal.record import RecordDraft, finalize, summarize
 from gateway.journal.redact import RedactionPolicy
+from gateway.journal.shards import ShardedLayout
 from gateway.journal.spill import DeadLetterFile, SpillDirectory
 from gateway.logs import ThrottledLog
-from gateway.store import keys
 from gateway.store.faults import store_wide
 
 log = structlog.get_logger("gateway.journal")
-
-#: One call writes a whole batch. KEYS: the global stream, then per record its account stream
-#: and its request-id index (all in the `{journal}` slot). ARGV: maxlen, minid, index ttl, the
-#: number F of entry fields and their F names, then per record its write token and F values.
-#: A record whose token the index already holds was written by an earlier try and is skipped,
-#: so a batch retried after a lost reply is not duplicated; an index that another record holds
-#: (a trusted proxy's repeated id) is never overwritten. Trimming by time runs once per
-#: stream per batch. Returns how many records were written.
-_WRITE_BATCH_SCRIPT = """
-local maxlen, minid, ttl, f = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
-local names = {}
-for j = 1, f do names[j] = ARGV[4 + j] end
-local written, touched = 0, {}
-for i = 1, (#KEYS - 1) / 2 do
-  local stream, index = KEYS[2 * i], KEYS[2 * i + 1]
-  local at = 4 + f + (i - 1) * (f + 1)
-  local token = ARGV[at + 1]
-  local seen = redis.call('GET', index)
-  if not (seen and string.sub(seen, 1, #token + 1) == token .. ' ') then
-    local fields = {}
-    for j = 1, f do
-      fields[2 * j - 1] = names[j]
-      fields[2 * j] = ARGV[at + 1 + j]
-    end
-    local id
-    if maxlen > 0 then
-      id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', unpack(fields))
-      redis.call('XADD', stream, 'MAXLEN', '~', maxlen, id, unpack(fields))
-    else
-      id = redis.call('XADD', KEYS[1], '*', unpack(fields))
-      redis.call('XADD', stream, id, unpack(fields))
-    end
-    if not seen then  -- the first record of an id keeps the index: it is never repointed
-      redis.call('SET', index, token .. ' ' .. id, 'EX', ttl)
-    end
-    touched[stream] = true
-    written = written + 1
-  end
-end
-if minid > 0 then
-  redis.call('XTRIM', KEYS[1], 'MINID', '~', minid)
-  for stream in pairs(touched) do redis.call('XTRIM', stream, 'MINID', '~', minid) end
-end
-return written
-"""
 
 #: The flat fields of a stream entry (docs/journal.md), in the order the script receives them.
 _ENTRY_FIELDS = (
@@ -130,6 +86,7 @@ class JournalOptions:
     retry_delay: float = 0.5
     #: Least seconds between two `journal_redis_unavailable` lines.
     warn_interval: float = 30.0
+    shards: int = 8
 
 
 class JournalWriter:
@@ -154,11 +111,11 @@ class JournalWriter:
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
-        self._script = redis.register_script(_WRITE_BATCH_SCRIPT)
         self._unavailable = ThrottledLog(
             log, "journal_redis_unavailable", self.options.warn_interval
         )
         self._observer_failed = ThrottledLog(log, "journal_observer_failed", 60.0)
+        self._layout = ShardedLayout(redis, self.options.shards)
         self.written = 0
         self.spilled = 0
         self.replayed = 0
@@ -357,15 +314,14 @@ class JournalWriter:
         options = self.options
         minid = int((time.time() - options.retention) * 1000) if options.retention > 0 else 0
         ttl = int(options.retention) if options.retention > 0 else _DEFAULT_INDEX_TTL
-        script_keys: list[str] = [keys.JOURNAL_STREAM]
-        args: list[str | bytes | int] = [options.max_records, minid, ttl, len(_ENTRY_FIELDS)]
-        args.extend(_ENTRY_FIELDS)
+        batch = []
         for entry in entries:
             record = entry.record
-            script_keys.append(keys.journal_account_stream(record["account"]))
-            script_keys.append(keys.journal_request_index(record["request_id"]))
-            args += (entry.token, *flat_fields(record), entry.payload)
-        await self._script(keys=script_keys, args=args)
+            values: tuple[str | bytes, ...] = (*flat_fields(record), entry.payload)
+            batch.append((record["request_id"], record["account"], entry.token, values))
+        await self._layout.write(
+            batch, fields=_ENTRY_FIELDS, max_records=options.max_records, minid=minid, ttl=ttl
+        )
 
     def _spill_queue(self) -> None:
         """Move every queued record to the spill file, oldest first."""

@@ -15,25 +15,52 @@ ACCOUNTS = f"{PREFIX}:accounts"
 #: Pub/sub channel on which record changes are announced to every gateway instance.
 INVALIDATION_CHANNEL = f"{PREFIX}:invalidate"
 
-#: Every journal key shares the hash tag `{journal}`: one script writes a record to the global
-#: stream, its account's stream and its request-id index atomically (see `docs/journal.md`).
-JOURNAL_TAG = "{journal}"
-
-#: The global journal stream (one entry per answered request).
-JOURNAL_STREAM = f"{PREFIX}:{JOURNAL_TAG}:all"
+# The journal (see `docs/journal.md`). The global stream is spread over `journal_shards` shard
+# streams, each with its own hash tag `{journal:<n>}` (so the shards spread over a cluster's
+# masters); a record goes to the shard its request id hashes to, beside its request-id index.
+# Each account's stream carries the account's tag, beside an account-scoped request-id index.
+# Shard names do not depend on the shard count.
 
 #: Account name used in journal keys for requests that never resolved to a tenant.
 JOURNAL_NO_ACCOUNT = "-"
 
 
+def journal_shard_tag(shard: int) -> str:
+    return f"{{journal:{shard}}}"
+
+
+def journal_shard_stream(shard: int) -> str:
+    """One shard of the global journal stream."""
+    return f"{PREFIX}:{journal_shard_tag(shard)}:all"
+
+
+def journal_shard_index(shard: int, request_id: str) -> str:
+    """String `<write token> <entry id>`: the latest record of a request id in its shard."""
+    return f"{PREFIX}:{journal_shard_tag(shard)}:request:{request_id}"
+
+
 def journal_account_stream(account: str | None) -> str:
-    """One account's journal stream (same entry ids as the global one)."""
-    return f"{PREFIX}:{JOURNAL_TAG}:account:{account or JOURNAL_NO_ACCOUNT}"
+    """One account's journal stream, on the account's hash tag (its own entry ids)."""
+    return f"{PREFIX}:{{{account or JOURNAL_NO_ACCOUNT}}}:journal"
 
 
-def journal_request_index(request_id: str) -> str:
-    """String `<write token> <stream id>`: where the latest record of a request id is."""
-    return f"{PREFIX}:{JOURNAL_TAG}:request:{request_id}"
+def journal_account_index(account: str | None, request_id: str) -> str:
+    """String `<write token> <entry id>`: where the account stream holds a request id."""
+    return f"{PREFIX}:{{{account or JOURNAL_NO_ACCOUNT}}}:journal:request:{request_id}"
+
+
+#: The first layout (schema v1 gateways): every journal key in the one `{journal}` slot. Never
+#: written any more; readers still merge these streams in, so older records stay readable.
+LEGACY_JOURNAL_TAG = "{journal}"
+LEGACY_JOURNAL_STREAM = f"{PREFIX}:{LEGACY_JOURNAL_TAG}:all"
+
+
+def legacy_journal_account_stream(account: str | None) -> str:
+    return f"{PREFIX}:{LEGACY_JOURNAL_TAG}:account:{account or JOURNAL_NO_ACCOUNT}"
+
+
+def legacy_journal_request_index(request_id: str) -> str:
+    return f"{PREFIX}:{LEGACY_JOURNAL_TAG}:request:{request_id}"
 
 
 def client(account: str, name: str) -> str:

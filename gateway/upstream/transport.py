@@ -29,6 +29,8 @@ from gateway.deadline import Deadline
 from gateway.errors import UpstreamError
 from gateway.exchange import Attempt, Exchange
 from gateway.routing import Router, outlier_settings
+from gateway.spans import attempt_span
+from gateway.tracing import AttemptTrace
 from gateway.upstream.deployments import Route, deadline_passed, request_deadline
 from gateway.upstream.errors import upstream_errors
 from gateway.upstream.reply import UpstreamReply
@@ -111,7 +113,10 @@ class UpstreamTransport:
             if step.all_ejected:
                 attempt.mark("all_ejected")
             exchange.upstream_started()
-            outcome = await self._attempt(route, deployment, target, method, deadline, attempt)
+            span, headers = attempt_span(exchange, target.url, step.attempt, target.headers, body)
+            outcome = await self._attempt(
+                route, deployment, target, method, deadline, attempt, span, headers
+            )
             if isinstance(outcome, UpstreamError):
                 upcoming = route.plan.peek()
                 if upcoming is None:
@@ -137,6 +142,7 @@ class UpstreamTransport:
                 attempt.retry_in(start_in)
             if not isinstance(outcome, UpstreamError):
                 outcome.close()
+                span.end()
                 self.router.finished(route.key, deployment)
         raise UpstreamError("no upstream answered", code="upstream_unreachable")  # pragma: no cover
 
@@ -148,11 +154,15 @@ class UpstreamTransport:
         method: str,
         deadline: Deadline,
         attempt: Attempt,
+        span: AttemptTrace,
+        headers: CIMultiDict[str],
     ) -> aiohttp.ClientResponse | UpstreamError:
         """One try: the upstream's answer (still open, counted in flight), or why there was
-        none. The deadline cutting it off ends the request."""
+        none. The deadline cutting it off ends the request. A final answer's span ends with
+        the request (usage, finish reasons); the others' end here or in `send`."""
         if not deadline.allows():
             attempt.failed("request_deadline")
+            span.end(error="request_deadline")
             raise deadline_passed(deadline)
         payload = route.body_for(deployment)
         self.router.started(route.key, deployment)
@@ -160,18 +170,21 @@ class UpstreamTransport:
             async with asyncio.timeout(deadline.remaining()):
                 with upstream_errors():
                     response = await self.session.request(
-                        method, target.url, data=payload, headers=target.headers
+                        method, target.url, data=payload, headers=headers
                     )
         except TimeoutError:  # the deadline's (a slow upstream's is mapped inside)
             self.router.finished(route.key, deployment)
             attempt.failed("request_deadline")
+            span.end(error="request_deadline")
             raise deadline_passed(deadline) from None
         except UpstreamError as exc:
             self.router.finished(route.key, deployment)
             attempt.failed(exc.code)
+            span.end(error=exc.code)
             self._learn(route, deployment, None, attempt)
             return exc
         attempt.answered(response.status)
+        span.response(response.status)
         self._learn(route, deployment, response.status, attempt)
         return response
 

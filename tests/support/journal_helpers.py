@@ -14,7 +14,8 @@ import orjson
 import redis as sync_redis
 from redis.asyncio import Redis
 
-from gateway.store import keys
+from gateway.config import Settings
+from gateway.journal.shards import global_streams
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "journal.schema.json"
 
@@ -34,19 +35,48 @@ def check_record(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-async def journal_records(redis: Redis, stream: str = keys.JOURNAL_STREAM) -> list[dict[str, Any]]:
-    """Every record of a stream, oldest first, each checked against the schema."""
-    entries: Any = await redis.xrange(stream, "-", "+")
+#: The global journal's streams with the default `journal_shards` (and the first layout's).
+GLOBAL_STREAMS = tuple(global_streams(Settings().journal_shards))
+
+
+def _entry_order(item: tuple[int, bytes, Any]) -> tuple[int, int, int]:
+    ms, _, seq = item[1].partition(b"-")
+    return int(ms), int(seq), item[0]
+
+
+async def journal_entries(redis: Redis, stream: str | None = None) -> list[tuple[bytes, Any]]:
+    """`(entry id, fields)` of one stream, or of the global journal's shards merged by entry id,
+    oldest first."""
+    streams = (stream,) if stream else GLOBAL_STREAMS
+    merged: list[tuple[int, bytes, Any]] = []
+    for index, name in enumerate(streams):
+        entries: Any = await redis.xrange(name, "-", "+")
+        merged.extend((index, entry_id, raw) for entry_id, raw in entries)
+    merged.sort(key=_entry_order)
+    return [(entry_id, raw) for _index, entry_id, raw in merged]
+
+
+async def journal_length(redis: Redis, stream: str | None = None) -> int:
+    total = 0
+    for name in (stream,) if stream else GLOBAL_STREAMS:
+        total += await redis.xlen(name)
+    return total
+
+
+async def journal_records(redis: Redis, stream: str | None = None) -> list[dict[str, Any]]:
+    """Every record of a stream (default: the global journal), oldest first, each checked
+    against the schema."""
+    entries = await journal_entries(redis, stream)
     return [check_record(orjson.loads(raw[b"record"])) for _id, raw in entries]
 
 
 async def wait_for_records(
-    redis: Redis, count: int, *, within: float = 10.0, stream: str = keys.JOURNAL_STREAM
+    redis: Redis, count: int, *, within: float = 10.0, stream: str | None = None
 ) -> list[dict[str, Any]]:
     """Wait (with a deadline) until the stream holds at least `count` records."""
     deadline = time.monotonic() + within
-    while await redis.xlen(stream) < count:
-        assert time.monotonic() < deadline, f"journal has {await redis.xlen(stream)} of {count}"
+    while (length := await journal_length(redis, stream)) < count:
+        assert time.monotonic() < deadline, f"journal has {length} of {count}"
         await asyncio.sleep(0.02)
     return await journal_records(redis, stream)
 
@@ -69,8 +99,10 @@ def validate_all_records(url: str) -> int:
         client: Any = sync_redis.RedisCluster.from_url(url.replace("+cluster", "", 1))
     else:
         client = sync_redis.Redis.from_url(url, socket_timeout=5)
+    entries: list[Any] = []
     try:
-        entries: Any = client.xrange(keys.JOURNAL_STREAM, "-", "+")
+        for stream in GLOBAL_STREAMS:
+            entries.extend(client.xrange(stream, "-", "+"))
     finally:
         client.close()
     for _id, raw in entries:
