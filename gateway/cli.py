@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from gateway import __version__
 from gateway.cli_text import fields_text, key_state
@@ -433,7 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GatewayError as exc:
         sys.stderr.write(f"gateway: {exc.message}\n")
         return 1
-    except RedisError as exc:
+    except (RedisError, RedisClusterException) as exc:
         url = settings.redis_url or embedded_url(settings.var_path)
         failure = redis_failure(url, exc, configured=bool(settings.redis_url))
         sys.stderr.write(f"gateway: {failure}\n")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from redis.exceptions import AuthenticationError, RedisError
+from redis.exceptions import AuthenticationError, RedisClusterException, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -56,7 +56,9 @@ def _problem(url: str) -> str:
     return ""
 
 
-def redis_failure(url: str, exc: RedisError, *, configured: bool = True) -> str:
+def redis_failure(
+    url: str, exc: RedisError | RedisClusterException, *, configured: bool = True
+) -> str:
     """One line for a Redis that failed a command: which Redis, which setting, what happened."""
     where = f"Redis at {masked(url)}"
     source = f"set by {SETTING}" if configured else f"the embedded Redis; {SETTING} is not set"

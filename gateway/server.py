@@ -23,6 +23,7 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from redis.exceptions import RedisClusterException, RedisError
 
 from gateway import appkeys
 from gateway.admin.app import create_admin_app
@@ -34,10 +35,13 @@ from gateway.errors import ConfigError
 from gateway.logs import configure_logging
 from gateway.metrics import MULTIPROCESS_VARIABLE
 from gateway.redis_server import embedded_redis_url
+from gateway.redis_url import SETTING, masked
 from gateway.store.redis import create_redis
 
 log = structlog.get_logger("gateway.server")
 
+#: Longest wait at start for Redis to answer the check that names a wrong URL.
+STARTUP_PING_SECONDS = 3.0
 SHUTDOWN_GRACE = 30.0
 
 
@@ -79,6 +83,21 @@ async def start_admin(settings: Settings, app: web.Application) -> web.AppRunner
     return runner
 
 
+async def warn_if_redis_unreachable(app: web.Application, settings: Settings) -> None:
+    """The gateway serves while Redis is down (warm tenants, spilled journal), but a mistyped
+    URL must not look like an outage: say once, at start, which setting names which Redis."""
+    try:
+        await asyncio.wait_for(app[appkeys.REDIS].ping(), STARTUP_PING_SECONDS)
+    except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
+        log.warning(
+            "redis_unreachable_at_start",
+            setting=SETTING,
+            url=masked(settings.redis_url),
+            error=type(exc).__name__,
+            hint=f"serving; what needs Redis answers 503 until it is back. Check {SETTING}",
+        )
+
+
 async def serve_app(
     settings: Settings,
     secret: str,
@@ -108,6 +127,7 @@ async def serve_app(
             loop.add_signal_handler(signum, stop.set)
         port = runner.addresses[0][1] if runner.addresses else settings.port
         log.info("gateway_listening", host=settings.host, port=port)
+        await warn_if_redis_unreachable(app, settings)
         on_ready(port)
         await stop.wait()
         log.info("gateway_stopping")

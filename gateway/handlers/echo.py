@@ -239,32 +239,41 @@ def echo_response(data: dict[str, Any], created: int) -> ChatCompletionPayload:
 
 
 def echo_response_events(data: dict[str, Any], created: int) -> list[dict[str, Any]]:
-    """The Responses stream: created, one text delta per word, done, completed."""
+    """The Responses stream in OpenAI's documented order, so the SDKs' stream helpers can
+    assemble it: created, in_progress, the output item and its content part added, one text
+    delta per word, then text, part and item done, and completed."""
     final = echo_response(data, created)
     item = final["output"][0]
+    text = item["content"][0]["text"]
     pending = {**final, "status": "in_progress", "output": [], "usage": None}
-    words = item["content"][0]["text"].split(" ")
-    events: list[dict[str, Any]] = [{"type": "response.created", "response": pending}]
+    where = {"item_id": item["id"], "output_index": 0, "content_index": 0}
+    empty_part = {"type": "output_text", "text": "", "annotations": []}
+    words = text.split(" ")
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": pending},
+        {"type": "response.in_progress", "response": pending},
+        {
+            "type": "response.output_item.added",
+            "output_index": 0,
+            "item": {**item, "status": "in_progress", "content": []},
+        },
+        {"type": "response.content_part.added", **where, "part": empty_part},
+    ]
     events += [
         {
             "type": "response.output_text.delta",
-            "item_id": item["id"],
-            "output_index": 0,
-            "content_index": 0,
+            **where,
             "delta": word if i == 0 else " " + word,
+            "logprobs": [],
         }
         for i, word in enumerate(words)
     ]
-    events.append(
-        {
-            "type": "response.output_text.done",
-            "item_id": item["id"],
-            "output_index": 0,
-            "content_index": 0,
-            "text": item["content"][0]["text"],
-        }
-    )
-    events.append({"type": "response.completed", "response": final})
+    events += [
+        {"type": "response.output_text.done", **where, "text": text, "logprobs": []},
+        {"type": "response.content_part.done", **where, "part": item["content"][0]},
+        {"type": "response.output_item.done", "output_index": 0, "item": item},
+        {"type": "response.completed", "response": final},
+    ]
     return [{**event, "sequence_number": n} for n, event in enumerate(events)]
 
 
