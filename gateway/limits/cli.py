@@ -22,8 +22,16 @@ _HELP = {
     "max_concurrent": "requests in flight at once",
     "tokens_per_day": "token budget per UTC day (429 insufficient_quota past it)",
     "tokens_per_month": "token budget per UTC month",
+    "usd_per_day": "dollar budget per UTC day (429 insufficient_quota past it)",
+    "usd_per_month": "dollar budget per UTC month",
+    "end_user_rpm": "requests per minute for each end user of the client",
+    "end_user_usd_per_day": "dollar budget per UTC day for each end user of the client",
 }
 _CLEAR = "none"
+#: Dollar limits, beside the counts of `LIMIT_FIELDS`.
+USD_FIELDS = ("usd_per_day", "usd_per_month")
+END_USER_FIELDS = ("end_user_rpm", "end_user_usd_per_day")
+_USD = frozenset((*USD_FIELDS, "end_user_usd_per_day"))
 
 
 def limit_arg(value: str) -> int | str:
@@ -38,27 +46,45 @@ def limit_arg(value: str) -> int | str:
     return number
 
 
-def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
+def usd_arg(value: str) -> float | str:
+    if value.strip().lower() == _CLEAR:
+        return _CLEAR
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0 <= number < 1e12:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of dollars >= 0, or 'none'")
+    return number
+
+
+def add_limit_arguments(parser: argparse.ArgumentParser, *, end_user: bool = False) -> None:
     group = parser.add_argument_group("limits (N, or 'none' to remove)")
-    for name in LIMIT_FIELDS:
+    names = LIMIT_FIELDS + USD_FIELDS + (END_USER_FIELDS if end_user else ())
+    for name in names:
+        usd = name in _USD
         group.add_argument(
-            "--" + name.replace("_", "-"), dest=name, type=limit_arg, metavar="N", help=_HELP[name]
+            "--" + name.replace("_", "-"),
+            dest=name,
+            type=usd_arg if usd else limit_arg,
+            metavar="USD" if usd else "N",
+            help=_HELP[name],
         )
 
 
 def limit_changes(args: argparse.Namespace) -> dict[str, Any]:
-    """The limit fields the command line sets, name -> int or None (removed)."""
+    """The limit fields the command line sets, name -> number or None (removed)."""
     changes: dict[str, Any] = {}
-    for name in LIMIT_FIELDS:
+    for name in LIMIT_FIELDS + USD_FIELDS + END_USER_FIELDS:
         value = getattr(args, name, None)
         if value is not None:
-            changes[name] = None if value == _CLEAR else int(value)
+            changes[name] = None if value == _CLEAR else value
     return changes
 
 
-def limits_text(record: Any) -> str:
-    parts = [f"{name}={getattr(record, name)}" for name in LIMIT_FIELDS]
-    return "  ".join(parts)
+def limits_text(record: dict[str, Any]) -> str:
+    names = LIMIT_FIELDS + USD_FIELDS + END_USER_FIELDS
+    return "  ".join(f"{name}={record[name]}" for name in names if name in record)
 
 
 async def usage_report(

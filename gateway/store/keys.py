@@ -66,6 +66,34 @@ def client_domains(account: str, name: str) -> str:
     return f"{PREFIX}:{{{account}}}:client:{name}:domains"
 
 
+def account(account: str) -> str:
+    """JSON account record (name and account-wide limits)."""
+    return f"{PREFIX}:{{{account}}}:account"
+
+
+#: Hash of the global price overrides: model -> JSON price record.
+PRICES = f"{PREFIX}:prices"
+
+
+def account_prices(account: str) -> str:
+    """Hash of one account's price overrides: `<client or *>|<model>` -> JSON price record."""
+    return f"{PREFIX}:{{{account}}}:prices"
+
+
+def admin_token(token_id: str) -> str:
+    """JSON admin-token record (holds the token's HMAC, never the token)."""
+    return f"{PREFIX}:admintoken:{{{token_id}}}"
+
+
+#: Set of every admin-token id.
+ADMIN_TOKENS = f"{PREFIX}:admintokens"
+
+#: Stream of audit records, one per admin write (CLI or API); admin writes are rare, so one
+#: stream (one slot) is enough, capped at `AUDIT_MAX_LEN` entries.
+AUDIT_STREAM = f"{PREFIX}:audit"
+AUDIT_MAX_LEN = 100_000
+
+
 # Invalidation messages: `<kind>:<id>`; `*` clears every cache.
 def invalidation_client(account: str, name: str) -> str:
     return f"client:{account}/{name}"
@@ -77,6 +105,14 @@ def invalidation_key(key_id: str) -> str:
 
 def invalidation_domain(hostname: str) -> str:
     return f"domain:{hostname}"
+
+
+def invalidation_account(account: str) -> str:
+    return f"account:{account}"
+
+
+def invalidation_prices(account: str | None) -> str:
+    return f"prices:{account or '*'}"
 
 
 # Rate limits, budgets and usage (see `docs/limits.md`). Every key of one request's check is
