@@ -25,6 +25,9 @@ _MTOK = Decimal(1_000_000)
 #: A provider absent here (echo, third-party handlers) is looked up by the model name alone.
 PROVIDER_IDS: Mapping[str, str] = {"openai": "openai", "azure": "azure", "anthropic": "anthropic"}
 
+#: Most dollars per million tokens an operator may set (keeps every figure a finite float).
+MAX_PRICE = Decimal(1_000_000)
+
 #: `source` of a cost priced from the bundled table.
 SOURCE_TABLE = "genai-prices"
 
@@ -167,6 +170,6 @@ def parse_price(value: str) -> Decimal:
         number = Decimal(value.strip())
     except ArithmeticError as exc:
         raise ValueError(f"{value!r} is not a price like 2.50") from exc
-    if not number.is_finite() or number < 0:
-        raise ValueError(f"{value!r} is not a price >= 0")
+    if not number.is_finite() or not 0 <= number <= MAX_PRICE:
+        raise ValueError(f"{value[:40]!r} is not a price from 0 to {MAX_PRICE}")
     return number

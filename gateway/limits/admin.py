@@ -20,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from gateway import appkeys
+from gateway.admin.views import admin_context
 from gateway.errors import InvalidRequestError
 from gateway.limits.metering import Metering
 from gateway.limits.usage import days_back, read_usage, totals
@@ -65,6 +66,7 @@ async def usage(request: web.Request) -> web.StreamResponse:
         raise InvalidRequestError(f"account: {account!r} is not an account number", param="account")
     if client is not None and not is_client_name(client):
         raise InvalidRequestError(f"client: {client!r} is not a client name", param="client")
+    account = admin_context(request).visible_accounts(account)
     days = days_back(time.time(), since_days(query.get("since", "7d")))
     redis = request.app[appkeys.ADMIN_REDIS]
     if account is not None:
