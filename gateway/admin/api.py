@@ -261,13 +261,23 @@ async def prices_list(request: web.Request) -> web.StreamResponse:
 
 
 async def prices_create(request: web.Request) -> web.StreamResponse:
+    admin_context(request).operator_only("change prices")
     body = await _body(request)
     allowed = {"model", "input_per_mtok", "output_per_mtok", "cached_input_per_mtok"}
     unknown = sorted(set(body) - allowed - {"account", "client"})
     if unknown:
         raise InvalidRequestError(f"a price has no field {unknown[0]!r}", param=unknown[0])
-    model = prices.check_model(body.pop("model", None))
-    return _json(await prices.set_price(admin_context(request), model, **body), 201)
+    account, client = body.get("account"), body.get("client")
+    data = await prices.set_price(
+        admin_context(request),
+        prices.check_model(body.get("model")),
+        input_per_mtok=body.get("input_per_mtok"),
+        output_per_mtok=body.get("output_per_mtok"),
+        cached_input_per_mtok=body.get("cached_input_per_mtok"),
+        account=None if account is None else accounts.check_account(account),
+        client=None if client is None else clients.check_client(client),
+    )
+    return _json(data, 201)
 
 
 async def price_read(request: web.Request) -> web.StreamResponse:

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from gateway.auth import hash_key
-from gateway.errors import AuthenticationError, InvalidRequestError
+from gateway.errors import AuthenticationError, InvalidRequestError, NotFoundError
 from gateway.services.accounts import check_account
 from gateway.services.context import Actor, AdminContext
 from gateway.store.accounts import AccountRepository
@@ -32,6 +32,17 @@ def token_id_of(token: str) -> str | None:
         return None
     token_id = token[len(TOKEN_PREFIX) : _ID_END]
     return token_id if _HEX.issuperset(token_id) else None
+
+
+def _missing(token_id: str) -> str:
+    return f"no admin token {token_id[:40]!r}"
+
+
+async def _require(repository: AdminTokenRepository, token_id: str) -> AdminTokenRecord:
+    record = await repository.get(token_id)
+    if record is None:
+        raise NotFoundError(_missing(token_id), code="admin_token_not_found")
+    return record
 
 
 async def create_admin_token(
@@ -77,15 +88,15 @@ async def list_admin_tokens(ctx: AdminContext, account: str | None = None) -> li
 
 async def show_admin_token(ctx: AdminContext, token_id: str) -> dict[str, Any]:
     repository = AdminTokenRepository(ctx.redis)
-    record = await repository.require(token_id)
-    ctx.see(record.account, "admin_token")
+    record = await _require(repository, token_id)
+    ctx.owns(record.account, _missing(token_id), "admin_token_not_found")
     return record.public_dict()
 
 
 async def revoke_admin_token(ctx: AdminContext, token_id: str) -> dict[str, Any]:
     repository = AdminTokenRepository(ctx.redis)
-    before = await repository.require(token_id)
-    ctx.see(before.account, "admin_token")
+    before = await _require(repository, token_id)
+    ctx.owns(before.account, _missing(token_id), "admin_token_not_found")
     ctx.operator_only("revoke admin tokens")
     record = await repository.revoke(token_id)
     after = record.public_dict()

@@ -49,7 +49,14 @@ class AdminContext:
     def see(self, account: str, what: str = "account") -> None:
         """404 unless the actor may see `account` (the same answer as a missing one)."""
         if self.actor.account is not None and self.actor.account != account:
-            raise NotFoundError(f"no {what} in account {account}", code=f"{what}_not_found")
+            message = f"no account {account}" if what == "account" else f"no such {what}"
+            raise NotFoundError(message, code=f"{what}_not_found")
+
+    def owns(self, record_account: str, message: str, code: str) -> None:
+        """404 for a record looked up by id that is another account's: the same answer as
+        for a missing id, naming neither that account nor that the id exists."""
+        if self.actor.account is not None and self.actor.account != record_account:
+            raise NotFoundError(message, code=code)
 
     def write(self, account: str | None, what: str = "account") -> None:
         """`see`, then 403 for a read-only token."""

@@ -21,9 +21,10 @@ _MAX_EXPIRY = 10 * 365 * 86400.0
 
 async def _key_of(ctx: AdminContext, key_id: str, account: str | None) -> ApiKeyRecord:
     record = await ApiKeyRepository(ctx.redis).get(key_id)
+    missing = f"no key with id {key_id[:40]!r}"
     if record is None or (account is not None and record.account != account):
-        raise NotFoundError(f"no key with id {key_id[:40]!r}", code="key_not_found")
-    ctx.see(record.account, "key")
+        raise NotFoundError(missing, code="key_not_found")
+    ctx.owns(record.account, missing, "key_not_found")
     return record
 
 
