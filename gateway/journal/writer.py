@@ -87,6 +87,8 @@ _ENTRY_FIELDS = (
     "latency_ms",
     "prompt_tokens",
     "completion_tokens",
+    "path",
+    "cost",
     "record",
 )
 
@@ -95,6 +97,11 @@ _BATCH_BYTES = 2 * 1024 * 1024
 
 #: How long the request-id index lives when retention is by count only.
 _DEFAULT_INDEX_TTL = 7 * 86400
+
+
+def _cost_total(cost: Any) -> str:
+    """The flat `cost` field: the record's total in USD, empty without a cost."""
+    return repr(float(cost["total"])) if isinstance(cost, dict) and "total" in cost else ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -300,6 +307,8 @@ class JournalWriter:
                 str(record["latency_ms"]["total"]),
                 str(usage.get("prompt_tokens", "")),
                 str(usage.get("completion_tokens", "")),
+                record["path"],
+                _cost_total(record.get("cost")),
                 entry.payload,
             )
         await self._script(keys=script_keys, args=args)
