@@ -70,6 +70,16 @@ class GatewayMetrics:
         self.tokens = Counter(
             "gateway_tokens", "Tokens used", ("account", "client", "kind"), registry=self.registry
         )
+        self.price_unknown = Counter(
+            "gateway_price_unknown",
+            "Requests with usage but no known price for their model (docs/costs.md)",
+            ("account", "client"),
+            registry=self.registry,
+        )
+        self.cost = Counter(
+            "gateway_cost_usd", "Cost of requests, US dollars", ("account", "client"),
+            registry=self.registry,
+        )  # fmt: skip
 
     def watch_journal(self, counters: Callable[[], dict[str, int]]) -> None:
         self.registry.register(JournalCollector(counters))
@@ -95,6 +105,11 @@ class GatewayMetrics:
         if usage:
             series.prompt_tokens.inc(usage["prompt_tokens"])
             series.completion_tokens.inc(usage["completion_tokens"])
+        cost = record.get("cost")
+        if cost:
+            series.cost.inc(cost["total"])
+        elif record.get("price_unknown"):
+            series.price_unknown.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -105,7 +120,9 @@ class _TenantSeries:
 
     __slots__ = (
         "completion_tokens",
+        "cost",
         "latency",
+        "price_unknown",
         "prompt_tokens",
         "requests",
         "ttfb",
@@ -119,3 +136,5 @@ class _TenantSeries:
         self.ttfb = metrics.ttfb.labels(account, client)
         self.prompt_tokens = metrics.tokens.labels(account, client, "prompt")
         self.completion_tokens = metrics.tokens.labels(account, client, "completion")
+        self.cost = metrics.cost.labels(account, client)
+        self.price_unknown = metrics.price_unknown.labels(account, client)

@@ -4,6 +4,7 @@ wins), answered model before requested, and no number at all for an unknown mode
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import genai_prices
 import pytest
@@ -151,3 +152,23 @@ async def test_overrides_from_redis_by_level(redis: Redis) -> None:
     book.clear()
     fresh = await book.overrides_for(ACCOUNT, "bot")
     assert fresh.find("m") == (Price(Decimal(3), Decimal(4)), "override:account")
+
+
+def test_metrics_count_cost_and_unknown_prices() -> None:
+    from gateway.metrics import GatewayMetrics
+
+    metrics = GatewayMetrics()
+    base: dict[str, Any] = {
+        "account": ACCOUNT,
+        "client": "bot",
+        "status": 200,
+        "latency_ms": {"total": 1.0, "upstream": None, "ttfb": None},
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
+    metrics.observe({**base, "cost": None, "price_unknown": True})
+    metrics.observe({**base, "cost": None, "price_unknown": True})
+    metrics.observe({**base, "cost": {"total": 0.25}, "price_unknown": False})
+    text = metrics.render().decode()
+    labels = f'account="{ACCOUNT}",client="bot"'
+    assert f"gateway_price_unknown_total{{{labels}}} 2.0" in text
+    assert f"gateway_cost_usd_total{{{labels}}} 0.25" in text
