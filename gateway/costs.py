@@ -173,3 +173,8 @@ def parse_price(value: str) -> Decimal:
     if not number.is_finite() or not 0 <= number <= MAX_PRICE:
         raise ValueError(f"{value[:40]!r} is not a price from 0 to {MAX_PRICE}")
     return number
+
+
+def micro_usd(cost: Cost) -> int:
+    """A cost in whole micro-dollars, rounded up (what dollar budgets count)."""
+    return int((cost.total * _MTOK).to_integral_value(rounding="ROUND_CEILING"))

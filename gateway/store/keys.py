@@ -117,7 +117,7 @@ def invalidation_prices(account: str | None) -> str:
 
 # Rate limits, budgets and usage (see `docs/limits.md`). Every key of one request's check is
 # tagged with the account, so the check script and the settle script touch a single slot.
-# `scope` is `client:<name>` or `key:<key id>`.
+# `scope` is `account`, `client:<name>`, `key:<key id>` or `user:<client>:<end-user digest>`.
 def limit_requests(account: str, scope: str) -> str:
     """Sorted set: one member per admitted request, scored by admission time (ms)."""
     return f"{PREFIX}:{{{account}}}:rl:{scope}:rpm"
@@ -146,6 +146,16 @@ def budget_day(account: str, scope: str, day: str) -> str:
 def budget_month(account: str, scope: str, month: str) -> str:
     """Integer: tokens used (and reserved) in `month` (YYYYMM, UTC)."""
     return f"{PREFIX}:{{{account}}}:rl:{scope}:tpmo:{month}"
+
+
+def budget_usd_day(account: str, scope: str, day: str) -> str:
+    """Integer: micro-dollars used (and reserved) on `day` (YYYYMMDD, UTC)."""
+    return f"{PREFIX}:{{{account}}}:rl:{scope}:usd:d:{day}"
+
+
+def budget_usd_month(account: str, scope: str, month: str) -> str:
+    """Integer: micro-dollars used (and reserved) in `month` (YYYYMM, UTC)."""
+    return f"{PREFIX}:{{{account}}}:rl:{scope}:usd:m:{month}"
 
 
 def usage_day(account: str, day: str) -> str:
