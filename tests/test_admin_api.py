@@ -10,8 +10,10 @@ import openai
 import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from openapi_spec_validator import validate
 from redis.asyncio import Redis
 
+from gateway.admin.api import ROUTES
 from gateway.admin.app import create_admin_app
 from gateway.config import Settings
 from gateway.metrics import GatewayMetrics
@@ -292,3 +294,19 @@ async def test_expired_token_and_bad_requests(api: AdminApi, redis: Redis) -> No
         body = await response.json()
         assert response.status == status, (method, path, body)
         assert set(body["error"]) == {"message", "type", "param", "code"}
+
+
+async def test_the_openapi_document_is_valid_openapi_3_1(api: AdminApi) -> None:
+    """The live document (served without a token) passes the OpenAPI 3.1 validator, and names
+    exactly the routes the app serves."""
+    validate(api.document)
+    assert api.document["openapi"] == "3.1.0"
+    served = {
+        (path, method.lower())
+        for path, views in ROUTES
+        for method in views
+        if path != "/openapi.json"
+    }
+    assert api.operations() == served
+    anonymous = await api.client.get("/admin/v1/openapi.json")
+    assert anonymous.status == 200
