@@ -22,7 +22,6 @@ from redis.exceptions import RedisError
 
 from gateway import __version__
 from gateway.admin_cli import add_admin_commands, operator_context
-from gateway.app import create_redis
 from gateway.config import Settings, load_settings, read_or_create_token, resolve_secret
 from gateway.demo import DEMO_ADMIN_TOKEN_FILE
 from gateway.errors import GatewayError
@@ -34,6 +33,7 @@ from gateway.server import redis_for, serve
 from gateway.services import clients as clients_service
 from gateway.services import domains as domains_service
 from gateway.services import keys as keys_service
+from gateway.store.redis import create_redis
 from gateway.tenancy import is_account_number, is_client_name
 
 _DURATION = re.compile(r"^(\d+)([smhdw])$")

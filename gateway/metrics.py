@@ -103,8 +103,8 @@ class GatewayMetrics:
             series.ttfb.observe(latency["ttfb"] / 1000.0)
         usage = record["usage"]
         if usage:
-            series.prompt_tokens.inc(usage["prompt_tokens"])
-            series.completion_tokens.inc(usage["completion_tokens"])
+            series.prompt_tokens.inc(usage["input_tokens"])
+            series.completion_tokens.inc(usage["output_tokens"])
         cost = record.get("cost")
         if cost:
             series.cost.inc(cost["total"])

@@ -20,7 +20,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.store import keys
 from tests.admin_api_support import AdminApi
 from tests.conftest import ACCOUNT, OTHER_ACCOUNT, TEST_SECRET, Tenant, sdk_kwargs
-from tests.journal_helpers import wait_for_records
+from tests.support.journal_helpers import wait_for_records
 
 OPERATOR = "operator-token-for-tests"
 UPSTREAM_SECRET = "sk-upstream-secret-never-answered"

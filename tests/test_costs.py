@@ -163,7 +163,7 @@ def test_metrics_count_cost_and_unknown_prices() -> None:
         "client": "bot",
         "status": 200,
         "latency_ms": {"total": 1.0, "upstream": None, "ttfb": None},
-        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        "usage": {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2},
     }
     metrics.observe({**base, "cost": None, "price_unknown": True})
     metrics.observe({**base, "cost": None, "price_unknown": True})

@@ -23,7 +23,7 @@ from tests.conftest import (
     make_tenant,
     sdk_kwargs,
 )
-from tests.journal_helpers import wait_for_records
+from tests.support.journal_helpers import wait_for_records
 
 TOKEN = "stats-operator-token"
 

@@ -10,12 +10,12 @@ from decimal import Decimal
 import pytest
 from redis.asyncio import Redis
 
-from gateway.app import create_redis
 from gateway.costs import Cost, micro_usd
 from gateway.errors import QuotaExceededError, RateLimitError
+from gateway.limits.checks import checks_for, end_user_scope, scopes_of
 from gateway.limits.limiter import RateLimiter
-from gateway.limits.policy import checks_for, end_user_scope, scopes_of
 from gateway.store.records import AccountRecord, ApiKeyRecord, ClientRecord
+from gateway.store.redis import create_redis
 from tests.conftest import ACCOUNT
 
 

@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlparse
 
-from gateway.errors import InvalidRequestError, PermissionDeniedError
-from gateway.handlers.registry import provider_names
-from gateway.policy import ClientPolicy, PolicyError
+from gateway.errors import InvalidRequestError, PermissionDeniedError, PolicyError
+from gateway.handlers.registry import needs_upstream_url, provider_names
+from gateway.rewrite import ClientPolicy
 from gateway.services.accounts import check_account, ensure_account
 from gateway.services.context import AdminContext
 from gateway.services.fields import END_USER_LIMITS, LIMITS, Kind, check_fields
@@ -56,7 +56,7 @@ def _check_routing(record: ClientRecord) -> None:
             raise InvalidRequestError(
                 f"{record.upstream_url[:200]!r} is not an http(s) URL", param="upstream_url"
             )
-    elif record.provider in ("openai", "azure"):
+    elif needs_upstream_url(record.provider):
         raise InvalidRequestError(
             f"provider {record.provider!r} needs an upstream URL (upstream_url, --upstream-url)",
             param="upstream_url",

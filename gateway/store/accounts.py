@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from gateway.errors import NotFoundError
+from gateway.errors import NotFoundError, RecordExistsError
 from gateway.store import keys
 from gateway.store.records import AccountRecord
-from gateway.store.repositories import RecordExistsError
 
 
 def _text(value: bytes | str) -> str:

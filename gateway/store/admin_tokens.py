@@ -7,10 +7,9 @@ import time
 
 from redis.asyncio import Redis
 
-from gateway.errors import NotFoundError
+from gateway.errors import NotFoundError, RecordExistsError
 from gateway.store import keys
 from gateway.store.records import AdminTokenRecord
-from gateway.store.repositories import RecordExistsError
 
 
 def _text(value: bytes | str) -> str:

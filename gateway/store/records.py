@@ -12,7 +12,7 @@ from typing import Any, Self
 
 import orjson
 
-from gateway.policy import ClientPolicy
+from gateway.rewrite import ClientPolicy
 
 
 def _from_mapping(cls: type[Any], data: dict[str, Any]) -> Any:
@@ -70,7 +70,7 @@ class ClientRecord(_JsonRecord):
     #: `x-gateway-end-user`).
     end_user_rpm: int | None = None
     end_user_usd_per_day: float | None = None
-    #: Rewrite rules (see `gateway.policy`); stored as a JSON object.
+    #: Rewrite rules (see `gateway.rewrite`); stored as a JSON object.
     policy: ClientPolicy = dataclasses.field(default_factory=ClientPolicy)
 
     def __post_init__(self) -> None:
