@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from gateway.costs import NO_OVERRIDES, PriceOverrides, TokenCounts, compute_cost
 from gateway.exchange import Exchange
 from gateway.journal.capture import StreamCapture, assemble_stream
 from gateway.journal.redact import RedactionPolicy
@@ -73,6 +74,10 @@ class RecordDraft:
     #: Upstream attempts (retries, fallbacks) and managed-mode hops, as the code path built them.
     attempts: list[dict[str, Any]]
     hops: list[dict[str, Any]]
+    #: What prices the record: the client's provider and the operator's overrides that apply.
+    provider: str | None = None
+    prices: PriceOverrides | None = None
+    end_user: str | None = None
 
 
 def _ms(start: float | None, end: float | None) -> float | None:
@@ -127,6 +132,9 @@ def build_record(
         size=len(body or b"") + len(response_body or b"") + (capture.size if capture else 0),
         attempts=exchange.attempts,
         hops=exchange.hops,
+        provider=client.provider if client else None,
+        prices=exchange.price_overrides,
+        end_user=exchange.end_user,
     )
 
 
@@ -163,6 +171,22 @@ def _usage_record(usage: Usage | None) -> dict[str, int] | None:
     return usage.to_record() if usage is not None else None
 
 
+def _money(draft: RecordDraft, usage: Usage | None, answered: str | None) -> dict[str, Any]:
+    """`end_user`, and for a record with usage its `cost` (null when no price is known, with
+    `price_unknown`): docs/costs.md."""
+    fields: dict[str, Any] = {"end_user": draft.end_user}
+    if usage is not None:
+        cost = compute_cost(
+            TokenCounts(usage.input_tokens, usage.cached_input_tokens or 0, usage.output_tokens),
+            provider=draft.provider,
+            models=(answered, draft.model),
+            overrides=draft.prices or NO_OVERRIDES,
+        )
+        fields["cost"] = None if cost is None else cost.to_dict()
+        fields["price_unknown"] = cost is None
+    return fields
+
+
 def _identity(draft: RecordDraft) -> dict[str, Any]:
     """The fields every record and summary starts with: who, what, how it ended, how long."""
     return {
@@ -197,6 +221,7 @@ def summarize(draft: RecordDraft) -> dict[str, Any]:
         **_identity(draft),
         "model": {"requested": draft.model, "answered": None},
         "usage": _usage_record(usage),
+        **_money(draft, usage, None),
     }
 
 
@@ -235,6 +260,7 @@ def finalize(draft: RecordDraft, policy: RedactionPolicy, limit: int) -> dict[st
         "api": draft.api,
         "model": {"requested": draft.model, "answered": answered},
         "usage": _usage_record(usage),
+        **_money(draft, usage, answered),
         "stream": stream,
         "request": {
             "headers": policy.headers_of(draft.request_headers),

@@ -7,11 +7,11 @@ gives every override a request of that account can use.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 
 from redis.asyncio import Redis
 
+from gateway.cache import TtlCache
 from gateway.costs import Price, PriceOverrides, parse_price
 from gateway.errors import NotFoundError
 from gateway.store import keys
@@ -113,22 +113,24 @@ class PriceRepository:
 
 
 class PriceBook:
-    """Overrides per (account, client), kept `ttl` seconds: pricing a warm tenant's request
-    costs no Redis round trip; a price change shows within `ttl` on every instance."""
+    """Overrides per (account, client), kept `ttl` seconds and dropped when a change is
+    announced: pricing a warm tenant's request costs no Redis round trip."""
 
     def __init__(self, repository: PriceRepository, ttl: float = 5.0) -> None:
         self.repository = repository
-        self.ttl = ttl
-        self._entries: dict[tuple[str, str], tuple[float, PriceOverrides]] = {}
+        self._cache: TtlCache[tuple[str, str], PriceOverrides] = TtlCache(ttl)
 
     async def overrides_for(self, account: str, client: str) -> PriceOverrides:
-        now = time.monotonic()
-        entry = self._entries.get((account, client))
-        if entry is not None and entry[0] > now:
-            return entry[1]
-        overrides = await self.repository.overrides_for(account, client)
-        self._entries[(account, client)] = (now + self.ttl, overrides)
-        return overrides
+        return await self._cache.get_or_load(
+            (account, client), lambda: self.repository.overrides_for(account, client)
+        )
+
+    def invalidate(self, account: str) -> None:
+        """Drop one account's entries (`*`: every entry, for a global change)."""
+        if account == "*":
+            self._cache.clear()
+        else:
+            self._cache.discard_where(lambda key, _value: key[0] == account)
 
     def clear(self) -> None:
-        self._entries.clear()
+        self._cache.clear()
