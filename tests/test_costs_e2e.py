@@ -1,0 +1,97 @@
+"""Cost, price_unknown and end_user on journal records, end to end through the openai SDK:
+the genai-prices figure for a known model (JSON and stream), overrides by level, no number for
+an unknown model (and the metric that counts it), and which end user a request was for."""
+
+from __future__ import annotations
+
+import genai_prices
+import openai
+from aiohttp.test_utils import TestServer
+from openai.types.chat import ChatCompletionMessageParam
+from redis.asyncio import Redis
+
+from gateway import appkeys
+from gateway.store.prices import PriceRepository
+from gateway.store.records import PriceRecord
+from tests.conftest import Tenant
+from tests.support.journal_helpers import wait_for_record
+
+HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
+
+
+def table_total(model: str, input_tokens: int, output_tokens: int) -> float:
+    price = genai_prices.calc_price(
+        genai_prices.Usage(input_tokens=input_tokens, output_tokens=output_tokens),
+        model,
+        provider_id="openai",
+    )
+    return float(price.total_price)
+
+
+async def test_known_model_json_and_stream_cost_the_table_figure(
+    client: openai.AsyncOpenAI, redis: Redis
+) -> None:
+    raw = await client.chat.completions.with_raw_response.create(
+        model="gpt-4o", messages=HI, user="alice"
+    )
+    record = await wait_for_record(redis, raw.headers["x-request-id"])
+    # The upstream answers `gpt-4o-2024`, which the table does not know: the requested model
+    # prices it.
+    assert record["model"] == {"requested": "gpt-4o", "answered": "gpt-4o-2024"}
+    assert record["usage"]["input_tokens"] == 7
+    assert record["cost"]["total"] == table_total("gpt-4o", 7, 3)
+    assert record["cost"]["source"] == "genai-prices"
+    assert record["cost"]["currency"] == "USD"
+    assert record["price_unknown"] is False
+    assert record["end_user"] == "alice"
+
+    stream = await client.chat.completions.create(model="gpt-4o", messages=HI, stream=True)
+    async for _chunk in stream:
+        pass
+    streamed = await wait_for_record(redis, stream.response.headers["x-request-id"])
+    assert streamed["usage"]["output_tokens"] == 4
+    assert streamed["cost"]["total"] == table_total("gpt-4o", 7, 4)
+    assert streamed["end_user"] is None
+
+
+async def test_unknown_model_has_no_cost_and_is_counted(
+    client: openai.AsyncOpenAI, redis: Redis, gateway: TestServer, tenant: Tenant
+) -> None:
+    raw = await client.chat.completions.with_raw_response.create(
+        model="gpt-test", messages=HI, extra_headers={"x-gateway-end-user": "team-7"}
+    )
+    record = await wait_for_record(redis, raw.headers["x-request-id"])
+    assert record["usage"] is not None
+    assert record["cost"] is None
+    assert record["price_unknown"] is True
+    assert record["end_user"] == "team-7"
+    assert gateway.app is not None
+    metrics = gateway.app[appkeys.METRICS].render().decode()
+    labels = f'account="{tenant.account}",client="{tenant.client}"'
+    assert f"gateway_price_unknown_total{{{labels}}} 1.0" in metrics
+
+
+async def test_overrides_price_by_level(
+    client: openai.AsyncOpenAI, redis: Redis, tenant: Tenant
+) -> None:
+    prices = PriceRepository(redis)
+    await prices.put(PriceRecord("gpt-test", "1", "2"))
+    await prices.put(PriceRecord("gpt-test", "10", "20", account=tenant.account))
+    await prices.put(
+        PriceRecord("gpt-test", "100", "200", account=tenant.account, client=tenant.client)
+    )
+    await prices.put(PriceRecord("gpt-4o", "1000", "1000"))  # beats the table
+    raw = await client.chat.completions.with_raw_response.create(model="gpt-test", messages=HI)
+    record = await wait_for_record(redis, raw.headers["x-request-id"])
+    assert record["cost"] == {
+        "input": 7 * 100 / 1e6,
+        "cached_input": 0.0,
+        "output": 3 * 200 / 1e6,
+        "total": 7 * 100 / 1e6 + 3 * 200 / 1e6,
+        "currency": "USD",
+        "source": "override:client",
+    }
+    raw = await client.chat.completions.with_raw_response.create(model="gpt-4o", messages=HI)
+    record = await wait_for_record(redis, raw.headers["x-request-id"])
+    assert record["cost"]["source"] == "override:global"
+    assert record["cost"]["total"] == 10 * 1000 / 1e6
