@@ -4,17 +4,26 @@ an unknown model (and the metric that counts it), and which end user a request w
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import genai_prices
 import openai
+import pytest
 from aiohttp.test_utils import TestServer
 from openai.types.chat import ChatCompletionMessageParam
 from redis.asyncio import Redis
 
 from gateway import appkeys
+from gateway.admin.app import create_admin_app
+from gateway.config import Settings
+from gateway.limits.cli import usage_report
+from gateway.metrics import GatewayMetrics
 from gateway.store.prices import PriceRepository
 from gateway.store.records import PriceRecord
-from tests.conftest import Tenant
+from tests.conftest import TEST_SECRET, Tenant
 from tests.support.journal_helpers import wait_for_record
+from tests.support.limits_support import flush_usage
 
 HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 
@@ -95,3 +104,44 @@ async def test_overrides_price_by_level(
     record = await wait_for_record(redis, raw.headers["x-request-id"])
     assert record["cost"]["source"] == "override:global"
     assert record["cost"]["total"] == 10 * 1000 / 1e6
+
+
+async def test_usage_reports_cost_by_key_model_and_end_user(
+    client: openai.AsyncOpenAI,
+    redis: Redis,
+    gateway: TestServer,
+    tenant: Tenant,
+    aiohttp_client: Any,
+    settings: Settings,
+) -> None:
+    await PriceRepository(redis).put(PriceRecord("gpt-test", "1000", "2000"))
+    for user in ("alice", "alice", "bob"):
+        await client.chat.completions.create(model="gpt-test", messages=HI, user=user)
+    await client.chat.completions.create(model="gpt-test", messages=HI)
+    assert gateway.app is not None
+    await flush_usage(gateway.app)
+    one = (7 * 1000 + 3 * 2000) / 1e6  # dollars per request
+    data, text = await usage_report(
+        redis, time.time(), account=tenant.account, client=None, since_seconds=86400
+    )
+    [row] = data["rows"]
+    assert (row["key_id"], row["model"], row["requests"]) == (tenant.key_id, "gpt-test", 4)
+    assert row["cost_usd"] == pytest.approx(4 * one)
+    assert data["totals"]["cost_usd"] == pytest.approx(4 * one)
+    by_user = {r["end_user"]: r for r in data["end_users"]}
+    assert set(by_user) == {"alice", "bob"}
+    assert by_user["alice"]["requests"] == 2
+    assert by_user["alice"]["cost_usd"] == pytest.approx(2 * one)
+    assert "cost_usd" in text
+    assert "by end user" in text
+    # The admin API answers the same figures.
+    admin = await aiohttp_client(
+        create_admin_app(settings.replace(admin_token="t"), GatewayMetrics(), TEST_SECRET)
+    )
+    response = await admin.get(
+        f"/admin/v1/accounts/{tenant.account}/usage", headers={"Authorization": "Bearer t"}
+    )
+    assert response.status == 200
+    body = await response.json()
+    assert body["totals"] == data["totals"]
+    assert body["end_users"] == data["end_users"]

@@ -21,7 +21,7 @@ from gateway.admin.views import admin_context
 from gateway.errors import InvalidRequestError, NotFoundError
 from gateway.journal.reader import JournalFilter, JournalReader, check_cursor, check_status
 from gateway.limits.admin import since_days
-from gateway.limits.usage import days_back, read_usage, totals
+from gateway.limits.usage import days_back, read_end_user_usage, read_usage, totals
 from gateway.services import accounts, admin_tokens, audit, clients, domains, keys, prices
 from gateway.services.context import AdminContext
 from gateway.store.accounts import AccountRepository
@@ -216,7 +216,12 @@ async def account_usage(request: web.Request) -> web.StreamResponse:
     days = days_back(time.time(), since_days(request.query.get("since", "7d")))
     client = request.query.get("client") or None
     rows = await read_usage(ctx.redis, [account], days, client)
-    return _list([r.to_dict() for r in rows], totals=totals(rows))
+    end_users = await read_end_user_usage(ctx.redis, [account], days, client)
+    return _list(
+        [r.to_dict() for r in rows],
+        totals=totals(rows),
+        end_users=[r.to_dict() for r in end_users],
+    )
 
 
 async def account_journal(request: web.Request) -> web.StreamResponse:

@@ -127,7 +127,32 @@ SCHEMAS: dict[str, Any] = {
             "after": _OPT_OBJ,
         }
     ),
-    "UsageRow": {"type": "object", "required": ["day", "account", "client", "key_id", "model"]},
+    "UsageRow": _obj(
+        {
+            "day": _STR,
+            "account": _STR,
+            "client": _STR,
+            "key_id": _STR,
+            "model": _STR,
+            "requests": {"type": "integer"},
+            "prompt_tokens": {"type": "integer"},
+            "completion_tokens": {"type": "integer"},
+            "cost_usd": {"type": "number"},
+        }
+    ),
+    "EndUserRow": _obj(
+        {
+            "day": _STR,
+            "account": _STR,
+            "client": _STR,
+            "model": _STR,
+            "end_user": _STR,
+            "requests": {"type": "integer"},
+            "prompt_tokens": {"type": "integer"},
+            "completion_tokens": {"type": "integer"},
+            "cost_usd": {"type": "number"},
+        }
+    ),
     "JournalRecord": {
         "type": "object",
         "description": "A journal record: docs/journal.schema.json",
@@ -147,7 +172,18 @@ _LISTS = {
 for _name, _item in _LISTS.items():
     SCHEMAS[_name] = _obj({"data": {"type": "array", "items": _ref(_item)}})
 SCHEMAS["UsageReport"] = _obj(
-    {"data": {"type": "array", "items": _ref("UsageRow")}, "totals": {"type": "object"}}
+    {
+        "data": {"type": "array", "items": _ref("UsageRow")},
+        "end_users": {"type": "array", "items": _ref("EndUserRow")},
+        "totals": _obj(
+            {
+                "requests": {"type": "integer"},
+                "prompt_tokens": {"type": "integer"},
+                "completion_tokens": {"type": "integer"},
+                "cost_usd": {"type": "number"},
+            }
+        ),
+    }
 )
 SCHEMAS["JournalPage"] = _obj(
     {"data": {"type": "array", "items": _ref("JournalRecord")}, "next_cursor": _OPT_STR}

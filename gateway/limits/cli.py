@@ -13,7 +13,14 @@ from typing import Any
 from redis.asyncio import Redis
 
 from gateway.limits.checks import LIMIT_FIELDS
-from gateway.limits.usage import UsageRow, days_back, read_usage, totals
+from gateway.limits.usage import (
+    EndUserRow,
+    UsageRow,
+    days_back,
+    read_end_user_usage,
+    read_usage,
+    totals,
+)
 from gateway.store import keys
 
 _HELP = {
@@ -98,53 +105,56 @@ async def usage_report(
         accounts = sorted(m.decode() if isinstance(m, bytes) else m for m in members)
     days = days_back(now, max(1, math.ceil(since_seconds / 86400)))
     rows = await read_usage(redis, accounts, days, client)
+    end_users = await read_end_user_usage(redis, accounts, days, client)
     total = totals(rows)
     data = {
         "days": [days[0], days[-1]],
         "rows": [r.to_dict() for r in rows],
+        "end_users": [r.to_dict() for r in end_users],
         "totals": total,
     }
-    return data, _table(rows, total)
+    text = _table(rows, total)
+    if end_users:
+        text += "\n\nby end user\n" + _end_user_table(end_users)
+    return data, text
 
 
-def _table(rows: list[UsageRow], total: dict[str, int]) -> str:
-    if not rows:
-        return "no usage"
-    header: tuple[str, ...] = (
-        "day",
-        "account",
-        "client",
-        "key",
-        "model",
-        "requests",
-        "prompt",
-        "completion",
-    )
-    lines: list[tuple[str, ...]] = [header] + [
-        (
-            r.day,
-            r.account,
-            r.client,
-            r.key_id,
-            r.model or "-",
-            str(r.requests),
-            str(r.prompt_tokens),
-            str(r.completion_tokens),
-        )
-        for r in rows
-    ]
-    lines.append(
-        (
-            "total",
-            "",
-            "",
-            "",
-            "",
-            *(str(total[k]) for k in ("requests", "prompt_tokens", "completion_tokens")),
-        )
-    )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+def _usd(value: float) -> str:
+    return f"{value:.6f}"
+
+
+def _align(lines: list[tuple[str, ...]]) -> str:
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     return "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
         for line in lines
     )
+
+
+def _end_user_table(rows: list[EndUserRow]) -> str:
+    header: tuple[str, ...] = ("day", "account", "client", "end user", "model", "requests",
+                               "prompt", "completion", "cost_usd")  # fmt: skip
+    lines: list[tuple[str, ...]] = [header] + [
+        (r.day, r.account, r.client, r.end_user[:40], r.model or "-", str(r.requests),
+         str(r.prompt_tokens), str(r.completion_tokens), _usd(r.cost_usd))
+        for r in rows
+    ]  # fmt: skip
+    return _align(lines)
+
+
+def _table(rows: list[UsageRow], total: dict[str, Any]) -> str:
+    if not rows:
+        return "no usage"
+    header: tuple[str, ...] = ("day", "account", "client", "key", "model", "requests",
+                               "prompt", "completion", "cost_usd")  # fmt: skip
+    lines: list[tuple[str, ...]] = [header] + [
+        (r.day, r.account, r.client, r.key_id, r.model or "-", str(r.requests),
+         str(r.prompt_tokens), str(r.completion_tokens), _usd(r.cost_usd))
+        for r in rows
+    ]  # fmt: skip
+    lines.append(
+        ("total", "", "", "", "",
+         *(str(total[k]) for k in ("requests", "prompt_tokens", "completion_tokens")),
+         _usd(total["cost_usd"]))
+    )  # fmt: skip
+    return _align(lines)

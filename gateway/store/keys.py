@@ -158,7 +158,14 @@ def budget_usd_month(account: str, scope: str, month: str) -> str:
     return f"{PREFIX}:{{{account}}}:rl:{scope}:usd:m:{month}"
 
 
+def usage_end_users_day(account: str, day: str) -> str:
+    """Hash of one account's usage by end user on `day`:
+    `<counter>|<client>|<model>|<end user>` -> integer, counters as in `usage_day`."""
+    return f"{PREFIX}:{{{account}}}:usage:eu:{day}"
+
+
 def usage_day(account: str, day: str) -> str:
     """Hash of one account's usage on `day` (YYYYMMDD, UTC):
-    `<counter>|<client>|<key id>|<model>` -> integer, counter in `req`, `pt`, `ct`."""
+    `<counter>|<client>|<key id>|<model>` -> integer, counter in `req`, `pt`, `ct`, and `cu`
+    (cost, micro-dollars)."""
     return f"{PREFIX}:{{{account}}}:usage:{day}"
