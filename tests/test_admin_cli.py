@@ -67,6 +67,9 @@ def test_accounts_add_update_show_list_remove(cli: Cli, sync_redis: redis.Redis)
     _ok(cli("clients", "add", "bot", "--account", ACCOUNT, "--provider", "echo"))
     _failed(cli("accounts", "remove", ACCOUNT), "still has clients")
     _ok(cli("clients", "remove", "bot", "--account", ACCOUNT))
+    token = _ok(cli("admin-tokens", "create", "--account", ACCOUNT, "--json")).json
+    _failed(cli("accounts", "remove", ACCOUNT), "still has active admin tokens")
+    _ok(cli("admin-tokens", "revoke", token["id"]))
     assert _ok(cli("accounts", "remove", ACCOUNT, "--json")).json["account"] == ACCOUNT
     _failed(cli("accounts", "show", ACCOUNT), "no account")
     assert sync_redis.get(keys.account(ACCOUNT)) is None

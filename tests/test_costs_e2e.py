@@ -145,3 +145,33 @@ async def test_usage_reports_cost_by_key_model_and_end_user(
     body = await response.json()
     assert body["totals"] == data["totals"]
     assert body["end_users"] == data["end_users"]
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "model"),
+    [
+        ("chat", "gpt-4o-mini"),
+        ("completions", "gpt-3.5-turbo-instruct"),
+        ("embeddings", "text-embedding-3-small"),
+        ("responses", "gpt-4o-mini"),
+    ],
+)
+async def test_every_endpoint_with_usage_is_priced(
+    client: openai.AsyncOpenAI, redis: Redis, endpoint: str, model: str
+) -> None:
+    """Whatever shape the usage came in, the record's cost is the table's figure for it."""
+    if endpoint == "chat":
+        raw: Any = await client.chat.completions.with_raw_response.create(model=model, messages=HI)
+    elif endpoint == "completions":
+        raw = await client.completions.with_raw_response.create(model=model, prompt="hi")
+    elif endpoint == "embeddings":
+        raw = await client.embeddings.with_raw_response.create(model=model, input=["a", "b"])
+    else:
+        raw = await client.responses.with_raw_response.create(model=model, input="hi")
+    record = await wait_for_record(redis, raw.headers["x-request-id"])
+    usage = record["usage"]
+    assert usage is not None
+    assert record["price_unknown"] is False
+    assert record["cost"]["total"] == table_total(
+        model, usage["input_tokens"], usage["output_tokens"]
+    )

@@ -11,6 +11,7 @@ from gateway.errors import InvalidRequestError, PermissionDeniedError, RecordInU
 from gateway.services.context import AdminContext
 from gateway.services.fields import LIMITS, Kind, check_fields
 from gateway.store.accounts import AccountRepository
+from gateway.store.admin_tokens import AdminTokenRepository
 from gateway.store.records import AccountRecord
 from gateway.store.repositories import ApiKeyRepository, ClientRepository
 from gateway.tenancy import is_account_number
@@ -81,6 +82,12 @@ async def remove_account(ctx: AdminContext, account: str) -> dict[str, Any]:
     keys = await ApiKeyRepository(ctx.redis).list(account)
     if any(k.revoked_at is None for k in keys):
         raise RecordInUseError(f"account {account} still has active keys; revoke them first")
+    tokens = await AdminTokenRepository(ctx.redis).list(account)
+    if any(t.revoked_at is None for t in tokens):
+        # A token left active would regain the account if the number were ever reused.
+        raise RecordInUseError(
+            f"account {account} still has active admin tokens; revoke them first"
+        )
     await repository.remove(account)
     data = before.public_dict()
     await ctx.audit("accounts.remove", account=account, target=account, before=data, after=None)
