@@ -1,4 +1,6 @@
-"""The `gateway` command: `serve`, and the admin sub-commands for clients, keys and domains.
+"""The `gateway` command: `serve`, and the admin groups `clients`, `keys`, `usage`, `domains`,
+`accounts`, `prices`, `admin-tokens`, `audit`, `journal` and `plugins` (`gateway COMMAND
+--help` for each).
 
 Exit codes: 0 success, 2 usage error (argparse), 1 any other failure with a one-line reason on
 stderr. Commands that print records take `--json`. With no `GATEWAY_REDIS_URL`, admin commands
@@ -22,13 +24,17 @@ from redis.exceptions import RedisError
 
 from gateway import __version__
 from gateway.admin_cli import add_admin_commands, operator_context
+from gateway.cli_text import fields_text, key_state
 from gateway.config import Settings, load_settings, read_or_create_token, resolve_secret
 from gateway.demo import DEMO_ADMIN_TOKEN_FILE
 from gateway.errors import GatewayError
+from gateway.handlers.registry import provider_names
 from gateway.journal.cli import add_journal_commands
 from gateway.limits.cli import add_limit_arguments, limit_changes, limits_text, usage_report
 from gateway.plugins.cli import add_plugin_commands
 from gateway.policy_cli import add_policy_arguments, apply_policy_arguments
+from gateway.redis_server import embedded_url
+from gateway.redis_url import redis_failure
 from gateway.server import redis_for, serve
 from gateway.services import clients as clients_service
 from gateway.services import domains as domains_service
@@ -94,14 +100,15 @@ def _client_fields(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def clients_add(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
+    limits = limit_changes(args)
     data = await clients_service.add_client(
         operator_context(settings, redis),
         args.account,
         args.name,
-        _client_fields(args),
+        {**_client_fields(args), **limits},
         edit=lambda record: apply_policy_arguments(record, args),
     )
-    emit(args, data, "added " + _client_text(data))
+    emit(args, data, "added " + _client_text(data) + ("  " + limits_text(data) if limits else ""))
 
 
 async def clients_update(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
@@ -124,7 +131,7 @@ async def clients_show(args: argparse.Namespace, settings: Settings, redis: Redi
     data = await clients_service.show_client(
         operator_context(settings, redis), args.account, args.name
     )
-    emit(args, data, "\n".join(f"{k}: {v}" for k, v in data.items()))
+    emit(args, data, fields_text({"hostname": data["hostname"], **data}, nested=("policy",)))
 
 
 async def clients_remove(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
@@ -152,8 +159,7 @@ async def keys_create(args: argparse.Namespace, settings: Settings, redis: Redis
 async def keys_list(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
     records = await keys_service.list_keys(operator_context(settings, redis), args.account)
     lines = [
-        f"{r['id']}  {r['name']}  clients={','.join(r['clients']) or '*'}  "
-        f"{'revoked' if r['revoked_at'] else 'active'}"
+        f"{r['id']}  {r['name']}  clients={','.join(r['clients']) or '*'}  {key_state(r)}"
         for r in records
     ]
     emit(args, records, "\n".join(lines) or "no keys")
@@ -226,8 +232,28 @@ def _command(parser: argparse.ArgumentParser, func: Command, *, json_flag: bool 
     parser.set_defaults(func=func)
 
 
+class _WideHelp(argparse.HelpFormatter):
+    """Each command's help beside its name, the longest (`admin-tokens`) too: argparse sizes
+    the column without the commands' own indent."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=30)
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        if isinstance(action, argparse._SubParsersAction):
+            longest = max((len(name) for name in action.choices), default=0)
+            self._action_max_length = max(
+                self._action_max_length, longest + self._current_indent + self._indent_increment
+            )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gateway", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="gateway",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=_WideHelp,
+    )
     parser.add_argument("--version", action="version", version=f"gateway {__version__}")
     groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
 
@@ -245,7 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
     add = clients.add_parser("add", help="add a client")
     add.add_argument("name", type=client_arg)
     add.add_argument("--account", type=account_arg, required=True)
-    add.add_argument("--provider", required=True, help="openai, echo, or a registered handler")
+    add.add_argument(
+        "--provider",
+        required=True,
+        help=f"a provider installed here: {', '.join(provider_names())}",
+    )
     add.add_argument(
         "--upstream-url", type=url_arg, help="base URL, e.g. https://api.openai.com/v1"
     )
@@ -256,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     secret_source.add_argument("--upstream-key", help="store the upstream key in Redis (less safe)")
     add.add_argument("--cors-origin", action="append", metavar="ORIGIN", help="repeatable")
     add_policy_arguments(add)
+    add_limit_arguments(add, end_user=True)
     _command(add, clients_add)
     update = clients.add_parser("update", help="change a client's settings and policy")
     update.add_argument("name", type=client_arg)
@@ -295,7 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("id")
     _command(revoke, keys_revoke)
 
-    usage = groups.add_parser("usage", help="requests and tokens by day, client, key and model")
+    usage = groups.add_parser(
+        "usage", help="requests, tokens and cost by day, client, key, model and end user"
+    )
     usage.add_argument("--account", type=account_arg)
     usage.add_argument("--client", type=client_arg)
     usage.add_argument(
@@ -378,6 +411,7 @@ def _run_admin(func: Command, args: argparse.Namespace, settings: Settings) -> N
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    settings = Settings()
     try:
         settings = load_settings()
         if args.group == "serve":
@@ -387,7 +421,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GatewayError as exc:
         sys.stderr.write(f"gateway: {exc.message}\n")
         return 1
-    except (RedisError, OSError) as exc:
+    except RedisError as exc:
+        url = settings.redis_url or embedded_url(settings.var_path)
+        failure = redis_failure(url, exc, configured=bool(settings.redis_url))
+        sys.stderr.write(f"gateway: {failure}\n")
+        return 1
+    except OSError as exc:
         sys.stderr.write(f"gateway: {type(exc).__name__}: {exc}\n")
         return 1
     except KeyboardInterrupt:
