@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 
 from gateway import __version__
 from gateway.admin_cli import add_admin_commands, operator_context
-from gateway.cli_text import fields_text, key_state
+from gateway.cli_text import CommandHelpFormatter, fields_text, key_state
 from gateway.config import Settings, load_settings, read_or_create_token, resolve_secret
 from gateway.demo import DEMO_ADMIN_TOKEN_FILE
 from gateway.errors import GatewayError
@@ -232,27 +232,11 @@ def _command(parser: argparse.ArgumentParser, func: Command, *, json_flag: bool 
     parser.set_defaults(func=func)
 
 
-class _WideHelp(argparse.HelpFormatter):
-    """Each command's help beside its name, the longest (`admin-tokens`) too: argparse sizes
-    the column without the commands' own indent."""
-
-    def __init__(self, prog: str) -> None:
-        super().__init__(prog, max_help_position=30)
-
-    def add_argument(self, action: argparse.Action) -> None:
-        super().add_argument(action)
-        if isinstance(action, argparse._SubParsersAction):
-            longest = max((len(name) for name in action.choices), default=0)
-            self._action_max_length = max(
-                self._action_max_length, longest + self._current_indent + self._indent_increment
-            )
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gateway",
         description=__doc__.split("\n\n")[0],
-        formatter_class=_WideHelp,
+        formatter_class=CommandHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"gateway {__version__}")
     groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
