@@ -12,11 +12,15 @@ the exact version that was billed (`gpt-4o-2024-08-06` rather than `gpt-4o`).
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import functools
+import time
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 import genai_prices
+import genai_prices.data_snapshot
 
 CURRENCY = "USD"
 _MTOK = Decimal(1_000_000)
@@ -108,9 +112,54 @@ def price_with(price: Price, tokens: TokenCounts, source: str) -> Cost:
     )
 
 
+class _Full:
+    """A table price that only `genai_prices.calc_price` computes right (tiers, per-request
+    or reasoning prices, no cache price)."""
+
+
+_FULL = _Full()
+#: Table prices change with the package, and by date within it: resolved prices are cached per
+#: (provider, model, UTC hour), misses too (a miss scans the provider's models: ~0.2 ms).
+_HOUR = 3600
+
+
 def table_cost(tokens: TokenCounts, model: str, provider: str | None) -> Cost | None:
     """The bundled table's figure, split into uncached input, cached input and output."""
     provider_id = PROVIDER_IDS.get(provider or "")
+    price = _table_price(provider_id, model, int(time.time() // _HOUR))
+    if price is None:
+        return None
+    if isinstance(price, Price):
+        return price_with(price, tokens, SOURCE_TABLE)
+    return _full_table_cost(tokens, model, provider_id)
+
+
+@functools.lru_cache(maxsize=4096)
+def _table_price(provider_id: str | None, model: str, hour: int) -> Price | _Full | None:
+    """The model's linear token prices, when they are all it has that our usage can carry."""
+    snapshot = genai_prices.data_snapshot.get_snapshot()
+    try:
+        found_provider, found_model = snapshot.find_provider_model(model, None, provider_id, None)
+        prices = found_model.get_prices(datetime.datetime.fromtimestamp(hour * _HOUR, datetime.UTC))
+    except (LookupError, ValueError):
+        return None
+    del found_provider
+    rate_in, rate_out, rate_cached = (
+        getattr(prices, name, None) for name in ("input_mtok", "output_mtok", "cache_read_mtok")
+    )
+    special = [getattr(prices, name, None) for name in ("requests_kcount", "output_reasoning_mtok")]
+    if (
+        isinstance(rate_in, Decimal)
+        and isinstance(rate_out, Decimal)
+        and (rate_cached is None or isinstance(rate_cached, Decimal))
+        and all(x is None for x in special)
+    ):
+        # No cache price: the table bills cached input at the input price, as `Price` does.
+        return Price(input=rate_in, output=rate_out, cached_input=rate_cached)
+    return _FULL
+
+
+def _full_table_cost(tokens: TokenCounts, model: str, provider_id: str | None) -> Cost | None:
     cached = min(max(tokens.cached_input, 0), max(tokens.input, 0))
     try:
         full = genai_prices.calc_price(

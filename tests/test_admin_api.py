@@ -18,8 +18,8 @@ from gateway.admin.app import create_admin_app
 from gateway.config import Settings
 from gateway.metrics import GatewayMetrics
 from gateway.store import keys
-from tests.admin_api_support import AdminApi
 from tests.conftest import ACCOUNT, OTHER_ACCOUNT, TEST_SECRET, Tenant, sdk_kwargs
+from tests.support.admin_api import AdminApi
 from tests.support.journal_helpers import wait_for_records
 
 OPERATOR = "operator-token-for-tests"

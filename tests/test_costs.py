@@ -15,6 +15,7 @@ from gateway.costs import (
     Price,
     PriceOverrides,
     TokenCounts,
+    _full_table_cost,
     compute_cost,
     parse_price,
 )
@@ -31,6 +32,9 @@ from tests.conftest import ACCOUNT, OTHER_ACCOUNT
         ("openai", "gpt-4o-mini", TokenCounts(input=1_000_000, cached_input=0, output=1)),
         ("azure", "gpt-4o", TokenCounts(input=42, cached_input=0, output=42)),
         ("anthropic", "claude-3-5-sonnet-latest", TokenCounts(input=2000, output=300)),
+        ("openai", "gpt-4", TokenCounts(input=1000, cached_input=400, output=10)),  # no cache price
+        ("openai", "text-embedding-3-small", TokenCounts(input=1000)),
+        ("openai", "o1", TokenCounts(input=5000, cached_input=1000, output=2000)),
     ],
 )
 def test_known_model_costs_the_genai_prices_figure(
@@ -54,6 +58,22 @@ def test_known_model_costs_the_genai_prices_figure(
     assert data["total"] == float(expected.total_price)
     assert data["currency"] == "USD"
     assert data["source"] == SOURCE_TABLE
+
+
+def test_the_full_table_path_matches_too() -> None:
+    """Prices the linear shortcut does not handle (tiers, per-request prices) go through
+    `genai_prices.calc_price` itself; both paths give the table's figure."""
+    tokens = TokenCounts(input=3000, cached_input=1000, output=500)
+    full = _full_table_cost(tokens, "gpt-4o", "openai")
+    fast = compute_cost(tokens, provider="openai", models=("gpt-4o",))
+    assert full is not None
+    assert fast is not None
+    assert (full.input, full.cached_input, full.output) == (
+        fast.input,
+        fast.cached_input,
+        fast.output,
+    )
+    assert _full_table_cost(tokens, "no-such-model", "openai") is None
 
 
 def test_cached_input_is_split_out_at_its_own_rate() -> None:
