@@ -27,8 +27,10 @@ from gateway.middlewares import request_middleware, stamp_response
 from gateway.protocols import HandlerDependencies
 from gateway.routes import add_routes
 from gateway.routing import Router, outlier_settings
+from gateway.store.accounts import AccountRepository
 from gateway.store.health import HealthBoard, HealthPublisher
-from gateway.store.records import ApiKeyRecord, ClientRecord
+from gateway.store.prices import PriceBook, PriceRepository
+from gateway.store.records import AccountRecord, ApiKeyRecord, ClientRecord
 from gateway.store.redis import create_redis
 from gateway.store.repositories import ApiKeyRepository, ClientRepository, DomainRepository
 from gateway.tenancy import TenantResolver
@@ -113,6 +115,10 @@ async def _tenancy_ctx(app: web.Application) -> AsyncIterator[None]:
         ClientRepository(redis), DomainRepository(redis), settings.api_domain, client_cache
     )
     app[appkeys.VERIFIER] = KeyVerifier(ApiKeyRepository(redis), app[appkeys.SECRET], key_cache)
+    account_cache: TtlCache[str, AccountRecord | None] = TtlCache(settings.cache_ttl)
+    price_book = PriceBook(PriceRepository(redis), settings.cache_ttl)
+    app[appkeys.ACCOUNT_CACHE] = account_cache
+    app[appkeys.PRICE_BOOK] = price_book
 
     def invalidate(message: str) -> None:
         kind, _, ident = message.partition(":")
@@ -127,9 +133,15 @@ async def _tenancy_ctx(app: web.Application) -> AsyncIterator[None]:
             )
         elif kind == "domain":
             client_cache.clear()
+        elif kind == "account":
+            account_cache.discard(ident)
+        elif kind == "prices":
+            price_book.invalidate(ident)
         else:
             client_cache.clear()
             key_cache.clear()
+            account_cache.clear()
+            price_book.clear()
 
     listener = InvalidationListener(redis, invalidate)
     task = asyncio.create_task(listener.run(), name="cache-invalidation")
@@ -184,7 +196,14 @@ async def _metering_ctx(app: web.Application) -> AsyncIterator[None]:
         retention_days=settings.usage_retention_days,
         flush_interval=settings.usage_flush_interval,
     )
-    metering = Metering(limiter, usage, app[appkeys.VERIFIER])
+    metering = Metering(
+        limiter,
+        usage,
+        app[appkeys.VERIFIER],
+        AccountRepository(redis),
+        app[appkeys.ACCOUNT_CACHE],
+        app[appkeys.PRICE_BOOK],
+    )
     app[appkeys.METERING] = metering
     app[appkeys.METRICS].registry.register(LimiterCollector(metering))
     usage.start()

@@ -9,11 +9,14 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from gateway.auth import KeyVerifier
+from gateway.cache import TtlCache
 from gateway.config import Settings
 from gateway.handlers.registry import Providers
 from gateway.journal.writer import JournalWriter
 from gateway.limits.metering import Metering
 from gateway.metrics import GatewayMetrics
+from gateway.store.prices import PriceBook
+from gateway.store.records import AccountRecord
 from gateway.tenancy import TenantResolver
 from gateway.tracing import Tracing
 
@@ -33,3 +36,5 @@ ADMIN_TOKEN = web.AppKey("admin_token", str)
 ADMIN_REDIS = web.AppKey("admin_redis", Redis)
 METERING = web.AppKey("metering", Metering)
 TRACING = web.AppKey("tracing", Tracing)
+ACCOUNT_CACHE = web.AppKey("account_cache", TtlCache[str, AccountRecord | None])
+PRICE_BOOK = web.AppKey("price_book", PriceBook)

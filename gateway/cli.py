@@ -1,5 +1,6 @@
 """The `gateway` command: `serve`, and the admin groups `clients`, `keys`, `usage`, `domains`,
-`journal` and `plugins` (`gateway COMMAND --help` for each).
+`accounts`, `prices`, `admin-tokens`, `audit`, `journal` and `plugins` (`gateway COMMAND
+--help` for each).
 
 Exit codes: 0 success, 2 usage error (argparse), 1 any other failure with a one-line reason on
 stderr. Commands that print records take `--json`. With no `GATEWAY_REDIS_URL`, admin commands
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import re
 import sys
 import time
@@ -23,32 +23,25 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisClusterException, RedisError
 
 from gateway import __version__
-from gateway.cli_text import fields_text, key_state
+from gateway.admin_cli import add_admin_commands, operator_context
+from gateway.cli_text import CommandHelpFormatter, fields_text, key_state
 from gateway.config import Settings, load_settings, read_or_create_token, resolve_secret
 from gateway.demo import DEMO_ADMIN_TOKEN_FILE
-from gateway.domains import (
-    add_domain,
-    challenge_name,
-    challenge_value,
-    lookup_name,
-    verify_domain,
-)
-from gateway.errors import GatewayError, InvalidRequestError
-from gateway.handlers.registry import needs_upstream_url, provider_names
+from gateway.errors import GatewayError
+from gateway.handlers.registry import provider_names
 from gateway.health_cli import client_health
 from gateway.journal.cli import add_journal_commands
-from gateway.keys_service import issue_key
 from gateway.limits.cli import add_limit_arguments, limit_changes, limits_text, usage_report
 from gateway.plugins.cli import add_plugin_commands
 from gateway.policy_cli import add_policy_arguments, apply_policy_arguments
 from gateway.redis_server import embedded_url
 from gateway.redis_url import redis_failure
 from gateway.server import redis_for, serve
-from gateway.store.records import ClientRecord
+from gateway.services import clients as clients_service
+from gateway.services import domains as domains_service
+from gateway.services import keys as keys_service
 from gateway.store.redis import create_redis
-from gateway.store.repositories import ApiKeyRepository, ClientRepository, DomainRepository
 from gateway.tenancy import is_account_number, is_client_name
-from gateway.urls import refuse_link_local
 
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -84,10 +77,6 @@ def url_arg(value: str) -> str:
     return value.rstrip("/")
 
 
-def upstream_urls(record: ClientRecord) -> tuple[str, ...]:
-    return (record.upstream_url, *(f.url for f in record.policy.fallbacks))
-
-
 def emit(args: argparse.Namespace, data: Any, text: str) -> None:
     if args.json:
         sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
@@ -101,54 +90,50 @@ def _client_text(record: dict[str, Any]) -> str:
     return f"{record['hostname']}  provider={record['provider']}  upstream={upstream}"
 
 
+def _client_fields(args: argparse.Namespace) -> dict[str, Any]:
+    fields: dict[str, Any] = {"provider": args.provider}
+    for name in ("upstream_url", "upstream_key_env", "upstream_key"):
+        if getattr(args, name):
+            fields[name] = getattr(args, name)
+    if args.cors_origin:
+        fields["cors_origins"] = list(args.cors_origin)
+    return fields
+
+
 async def clients_add(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
-    if args.provider not in provider_names():
-        raise InvalidRequestError(
-            f"unknown provider {args.provider!r}; installed: {', '.join(provider_names())}"
-        )
-    record = ClientRecord(
-        account=args.account,
-        name=args.name,
-        provider=args.provider,
-        upstream_url=args.upstream_url or "",
-        upstream_key_env=args.upstream_key_env or "",
-        upstream_key=args.upstream_key or "",
-        cors_origins=tuple(args.cors_origin or ()),
-    )
-    record = apply_policy_arguments(record, args)
-    if needs_upstream_url(args.provider) and not (args.upstream_url or record.policy.deployments):
-        raise InvalidRequestError(
-            f"provider {args.provider!r} needs --upstream-url (or a policy with deployments)"
-        )
     limits = limit_changes(args)
-    record = dataclasses.replace(record, **limits)
-    refuse_link_local(upstream_urls(record), args.allow_link_local)
-    await ClientRepository(redis).add(record)
-    data = record.public_dict(settings.api_domain)
-    emit(args, data, "added " + _client_text(data) + ("  " + limits_text(record) if limits else ""))
+    data = await clients_service.add_client(
+        operator_context(settings, redis),
+        args.account,
+        args.name,
+        {**_client_fields(args), **limits},
+        edit=lambda record: apply_policy_arguments(record, args),
+        allow_link_local=args.allow_link_local,
+    )
+    emit(args, data, "added " + _client_text(data) + ("  " + limits_text(data) if limits else ""))
 
 
 async def clients_update(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
-    repository = ClientRepository(redis)
-    record = await repository.require(args.account, args.name)
-    record = apply_policy_arguments(record, args)
-    record = dataclasses.replace(record, **limit_changes(args))
-    refuse_link_local(upstream_urls(record), args.allow_link_local)
-    await repository.put(record)
-    data = record.public_dict(settings.api_domain)
-    emit(args, data, "updated " + _client_text(data) + "  " + limits_text(record))
+    data = await clients_service.update_client(
+        operator_context(settings, redis),
+        args.account,
+        args.name,
+        limit_changes(args),
+        edit=lambda record: apply_policy_arguments(record, args),
+        allow_link_local=args.allow_link_local,
+    )
+    emit(args, data, "updated " + _client_text(data) + "  " + limits_text(data))
 
 
 async def clients_list(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
-    records = [
-        r.public_dict(settings.api_domain) for r in await ClientRepository(redis).list(args.account)
-    ]
+    records = await clients_service.list_clients(operator_context(settings, redis), args.account)
     emit(args, records, "\n".join(_client_text(r) for r in records) or "no clients")
 
 
 async def clients_show(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
-    record = await ClientRepository(redis).require(args.account, args.name)
-    data = record.public_dict(settings.api_domain)
+    data = await clients_service.show_client(
+        operator_context(settings, redis), args.account, args.name
+    )
     emit(args, data, fields_text({"hostname": data["hostname"], **data}, nested=("policy",)))
 
 
@@ -158,30 +143,29 @@ async def clients_health(args: argparse.Namespace, settings: Settings, redis: Re
 
 
 async def clients_remove(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
-    record = await ClientRepository(redis).remove(args.account, args.name)
-    data = record.public_dict(settings.api_domain)
+    data = await clients_service.remove_client(
+        operator_context(settings, redis), args.account, args.name
+    )
     emit(args, data, f"removed {data['hostname']}")
 
 
 async def keys_create(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
-    clients = ClientRepository(redis)
-    for name in args.client or ():
-        await clients.require(args.account, name)
-    issued = await issue_key(
-        ApiKeyRepository(redis),
-        resolve_secret(settings),
-        account=args.account,
-        name=args.name,
-        clients=tuple(args.client or ()),
+    fields: dict[str, Any] = {
+        "name": args.name,
+        "clients": list(args.client or ()),
+        **limit_changes(args),
+    }
+    data = await keys_service.create_key(
+        operator_context(settings, redis, secret=True),
+        args.account,
+        fields,
         expires_in=args.expires_in,
-        limits=limit_changes(args),
     )
-    data = {**issued.record.public_dict(), "key": issued.key}
-    emit(args, data, f"key id {issued.record.id}\n{issued.key}\n(shown once; store it now)")
+    emit(args, data, f"key id {data['id']}\n{data['key']}\n(shown once; store it now)")
 
 
 async def keys_list(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
-    records = [r.public_dict() for r in await ApiKeyRepository(redis).list(args.account)]
+    records = await keys_service.list_keys(operator_context(settings, redis), args.account)
     lines = [
         f"{r['id']}  {r['name']}  clients={','.join(r['clients']) or '*'}  {key_state(r)}"
         for r in records
@@ -190,15 +174,15 @@ async def keys_list(args: argparse.Namespace, settings: Settings, redis: Redis) 
 
 
 async def keys_revoke(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
-    record = await ApiKeyRepository(redis).revoke(args.id)
-    emit(args, record.public_dict(), f"revoked {record.id}")
+    data = await keys_service.revoke_key(operator_context(settings, redis), args.id)
+    emit(args, data, f"revoked {data['id']}")
 
 
 async def keys_update(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
-    repository = ApiKeyRepository(redis)
-    record = await repository.require(args.id)
-    record = await repository.put(dataclasses.replace(record, **limit_changes(args)))
-    emit(args, record.public_dict(), f"updated {record.id}  {limits_text(record)}")
+    data = await keys_service.update_key(
+        operator_context(settings, redis), args.id, limit_changes(args)
+    )
+    emit(args, data, f"updated {data['id']}  {limits_text(data)}")
 
 
 async def usage_show(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
@@ -209,38 +193,34 @@ async def usage_show(args: argparse.Namespace, settings: Settings, redis: Redis)
 
 
 async def domains_add(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
-    record = await add_domain(
-        DomainRepository(redis),
-        ClientRepository(redis),
-        settings.api_domain,
-        hostname=args.hostname,
-        account=args.account,
-        client=args.client,
+    data = await domains_service.add_domain(
+        operator_context(settings, redis), args.hostname, args.account, args.client
     )
-    txt = {"name": challenge_name(record.hostname), "type": "TXT", "value": challenge_value(record)}
-    data = {**record.to_dict(), "dns_record": txt}
+    txt = data["dns_record"]
     emit(
         args,
         data,
-        f"added {record.hostname} (unverified). Create this DNS record, then run "
-        f"`gateway domains verify {record.hostname}`:\n"
+        f"added {data['hostname']} (unverified). Create this DNS record, then run "
+        f"`gateway domains verify {data['hostname']}`:\n"
         f'  {txt["name"]}. TXT "{txt["value"]}"',
     )
 
 
 async def domains_verify(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
-    record = await verify_domain(
-        DomainRepository(redis),
+    data = await domains_service.verify_domain(
+        operator_context(settings, redis),
         args.hostname,
         force=args.force,
         nameserver=args.nameserver,
         port=args.dns_port,
     )
-    emit(args, record.to_dict(), f"verified {record.hostname}: it now routes to {record.client}")
+    emit(args, data, f"verified {data['hostname']}: it now routes to {data['client']}")
 
 
 async def domains_list(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
-    records = [r.to_dict() for r in await DomainRepository(redis).list(args.account, args.client)]
+    records = await domains_service.list_domains(
+        operator_context(settings, redis), args.account, args.client
+    )
     lines = [
         f"{r['hostname']}  {r['account']}/{r['client']}  "
         f"{'verified' if r['verified'] else 'unverified'}"
@@ -250,8 +230,8 @@ async def domains_list(args: argparse.Namespace, settings: Settings, redis: Redi
 
 
 async def domains_remove(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
-    record = await DomainRepository(redis).remove(lookup_name(args.hostname))
-    emit(args, record.to_dict(), f"removed {record.hostname}")
+    data = await domains_service.remove_domain(operator_context(settings, redis), args.hostname)
+    emit(args, data, f"removed {data['hostname']}")
 
 
 def _command(parser: argparse.ArgumentParser, func: Command, *, json_flag: bool = True) -> None:
@@ -261,7 +241,11 @@ def _command(parser: argparse.ArgumentParser, func: Command, *, json_flag: bool 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gateway", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="gateway",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=CommandHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"gateway {__version__}")
     groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
 
@@ -294,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     secret_source.add_argument("--upstream-key", help="store the upstream key in Redis (less safe)")
     add.add_argument("--cors-origin", action="append", metavar="ORIGIN", help="repeatable")
     add_policy_arguments(add)
-    add_limit_arguments(add)
+    add_limit_arguments(add, end_user=True)
     _link_local_option(add)
     _command(add, clients_add)
     update = clients.add_parser("update", help="change a client's settings and policy")
@@ -302,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     update.add_argument("--account", type=account_arg, required=True)
     add_policy_arguments(update)
     _link_local_option(update)
-    add_limit_arguments(update)
+    add_limit_arguments(update, end_user=True)
     _command(update, clients_update)
     listing = clients.add_parser("list", help="list clients")
     listing.add_argument("--account", type=account_arg)
@@ -340,7 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("id")
     _command(revoke, keys_revoke)
 
-    usage = groups.add_parser("usage", help="requests and tokens by day, client, key and model")
+    usage = groups.add_parser(
+        "usage", help="requests, tokens and cost by day, client, key, model and end user"
+    )
     usage.add_argument("--account", type=account_arg)
     usage.add_argument("--client", type=client_arg)
     usage.add_argument(
@@ -370,6 +356,14 @@ def build_parser() -> argparse.ArgumentParser:
     dremove.add_argument("hostname")
     _command(dremove, domains_remove)
 
+    add_admin_commands(
+        groups,
+        _command,
+        emit,
+        account_arg=account_arg,
+        client_arg=client_arg,
+        duration_arg=duration_arg,
+    )
     add_journal_commands(
         groups,
         _command,

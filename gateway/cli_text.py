@@ -4,6 +4,7 @@ never a Python repr."""
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import time
 from collections.abc import Mapping
@@ -50,3 +51,19 @@ def key_state(record: Mapping[str, Any], now: float | None = None) -> str:
     if expires is not None and (time.time() if now is None else now) >= expires:
         return "expired"
     return "active"
+
+
+class CommandHelpFormatter(argparse.HelpFormatter):
+    """Each command's help beside its name, the longest (`admin-tokens`) too: argparse sizes
+    the column without the commands' own indent."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=30)
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        if isinstance(action, argparse._SubParsersAction):
+            longest = max((len(name) for name in action.choices), default=0)
+            self._action_max_length = max(
+                self._action_max_length, longest + self._current_indent + self._indent_increment
+            )

@@ -3,6 +3,7 @@
     GatewayError                     (500, api_error) answered to the caller in its API's shape
     ├── ConfigError                  settings or environment are wrong (CLI exit 1)
     ├── NotFoundError                (404) unknown host, record or route
+    ├── RecordInUseError             (409) a record others still depend on
     ├── AuthenticationError          (401) missing, malformed, unknown, revoked or expired key
     ├── PermissionDeniedError        (403) a valid key that may not use this client
     ├── InvalidRequestError          (400) bad JSON, wrong types, missing fields
@@ -78,6 +79,12 @@ class NotFoundError(GatewayError):
     status = 404
     error_type = "invalid_request_error"
     default_code = "not_found"
+
+
+class RecordInUseError(GatewayError):
+    status = 409
+    error_type = "invalid_request_error"
+    default_code = "record_in_use"
 
 
 class AuthenticationError(GatewayError):

@@ -18,6 +18,7 @@ import orjson
 from aiohttp import web
 
 from gateway.auth import UserProfile
+from gateway.costs import PriceOverrides
 from gateway.journal.capture import StreamCapture
 from gateway.protocols import Provider
 from gateway.store.records import ClientRecord
@@ -81,6 +82,7 @@ class Exchange:
         "capture",
         "client",
         "client_request_id",
+        "end_user",
         "endpoint",
         "error",
         "extra_headers",
@@ -90,6 +92,7 @@ class Exchange:
         "identity",
         "model",
         "outcome",
+        "price_overrides",
         "raw_body",
         "request_id",
         "response_body",
@@ -141,6 +144,10 @@ class Exchange:
         self.extra_headers: dict[str, str] = {}
         #: The request's spans (`tracing.py`); the shared no-op unless tracing is on.
         self.trace: RequestTrace = NOOP_TRACE
+        #: The tenant's own user the request is for (`gateway.end_users`), and the operator
+        #: prices that apply to it (`gateway.costs`), once known.
+        self.end_user: str | None = None
+        self.price_overrides: PriceOverrides | None = None
 
     # -- the request --------------------------------------------------------------------------
     def tenant_resolved(self, client: ClientRecord, addressing: Addressing) -> None:
@@ -162,6 +169,12 @@ class Exchange:
         self._forward_data = data
         self.model = model
         self.stream = stream
+
+    def end_user_named(self, end_user: str | None) -> None:
+        self.end_user = end_user
+
+    def priced(self, overrides: PriceOverrides) -> None:
+        self.price_overrides = overrides
 
     def body_rewritten(self, data: dict[str, Any]) -> None:
         """A policy (or the gateway) changed the body: `data` goes upstream, re-serialized."""

@@ -126,6 +126,16 @@ class GatewayMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=metrics_registry,
         )
+        self.price_unknown = Counter(
+            "gateway_price_unknown",
+            "Requests with usage but no known price for their model (docs/costs.md)",
+            ("account", "client"),
+            registry=self.registry,
+        )
+        self.cost = Counter(
+            "gateway_cost_usd", "Cost of requests, US dollars", ("account", "client"),
+            registry=self.registry,
+        )  # fmt: skip
 
     def watch_journal(self, counters: Callable[[], dict[str, int]]) -> None:
         self.registry.register(JournalCollector(counters))
@@ -154,6 +164,11 @@ class GatewayMetrics:
         if usage:
             series.prompt_tokens.inc(usage["input_tokens"])
             series.completion_tokens.inc(usage["output_tokens"])
+        cost = record.get("cost")
+        if cost:
+            series.cost.inc(cost["total"])
+        elif record.get("price_unknown"):
+            series.price_unknown.inc()
         provider = record.get("provider")
         if provider:
             model = record["model"]["answered"] or record["model"]["requested"] or "-"
@@ -189,7 +204,9 @@ class _TenantSeries:
 
     __slots__ = (
         "completion_tokens",
+        "cost",
         "latency",
+        "price_unknown",
         "prompt_tokens",
         "requests",
         "ttfb",
@@ -203,6 +220,8 @@ class _TenantSeries:
         self.ttfb = metrics.ttfb.labels(account, client)
         self.prompt_tokens = metrics.tokens.labels(account, client, "prompt")
         self.completion_tokens = metrics.tokens.labels(account, client, "completion")
+        self.cost = metrics.cost.labels(account, client)
+        self.price_unknown = metrics.price_unknown.labels(account, client)
 
 
 class RoutingCollector(Collector):

@@ -6,7 +6,8 @@
     read          the body: size, type, JSON, the route's required fields
     rewrite       the client's policy (the raw bytes go upstream when nothing changed); a stream
                   that may carry usage asks for it (`stream_options.include_usage`)
-    limits        check and reserve (rpm, tpm, concurrency, token budgets; client and key)
+    limits        check and reserve (rpm, tpm, concurrency, token and dollar budgets; account,
+                  client, key and end user), after pricing the request (`gateway.costs`)
     handler       the provider's handler for the route: provider work only
     deliver       send what the handler returned; capture the body or stream (`gateway.relay`)
     settle        real usage against the reservation (`gateway.usage`)
@@ -32,6 +33,7 @@ from redis.exceptions import RedisError
 
 from gateway import appkeys
 from gateway.auth import UserProfile, presented_key
+from gateway.end_users import end_user_of
 from gateway.errors import InvalidRequestError, ServiceUnavailableError
 from gateway.exchange import Addressing, ApiFormat, Exchange, Identity, exchange_of
 from gateway.protocols import OpenAICompatibleChatCompletionResponseType, PipelineHandler, Provider
@@ -99,6 +101,7 @@ async def run(request: web.Request, route: TenantRoute) -> web.StreamResponse:
     exchange.endpoint = route.endpoint
     identity = await identify(request, exchange)
     data = await read_body(request, exchange, route)
+    exchange.end_user_named(end_user_of(request.headers, data))
     handler = handler_for(identity, route)
     data, answer = rewrite(identity, route, exchange, data)
     metering = app[appkeys.METERING]

@@ -68,7 +68,9 @@ async def start_admin(settings: Settings, app: web.Application) -> web.AppRunner
             "are off",
         )
         return None
-    runner = GatewayRunner(create_admin_app(settings, app[appkeys.METRICS]), access_log=None)
+    runner = GatewayRunner(
+        create_admin_app(settings, app[appkeys.METRICS], app[appkeys.SECRET]), access_log=None
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.admin_host, settings.admin_port)

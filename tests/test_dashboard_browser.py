@@ -17,7 +17,16 @@ from redis.asyncio import Redis
 from gateway import appkeys
 from gateway.admin.app import create_admin_app
 from gateway.config import Settings
-from tests.conftest import AiohttpServer
+from gateway.services.admin_tokens import create_admin_token
+from gateway.services.context import OPERATOR_CLI, AdminContext
+from tests.conftest import (
+    OTHER_ACCOUNT,
+    TEST_SECRET,
+    AiohttpServer,
+    Tenant,
+    make_tenant,
+    sdk_kwargs,
+)
 from tests.support.journal_helpers import wait_for_records
 
 TOKEN = "dashboard-test-token"
@@ -87,5 +96,60 @@ async def test_dashboard_shows_live_records_and_detail(
             assert '"answered": "gpt-test-2024"' in text
             await page.screenshot(path=str(settings.var_path.parent / "dashboard.png"))
             assert errors == []
+        finally:
+            await browser.close()
+
+
+async def test_dashboard_account_table_operator_and_scoped(
+    aiohttp_server: AiohttpServer,
+    gateway: TestServer,
+    settings: Settings,
+    redis: Redis,
+    echo_tenant: Tenant,
+) -> None:
+    """The operator sees one row per account; a scoped token's page shows its account only."""
+    executable = chromium_path()
+    from playwright.async_api import async_playwright
+
+    assert gateway.app is not None
+    other = await make_tenant(redis, account=OTHER_ACCOUNT, client="other-bot", provider="echo")
+    for tenant in (echo_tenant, other):
+        async with openai.AsyncOpenAI(**sdk_kwargs(gateway, tenant)) as sdk:
+            await sdk.chat.completions.create(
+                model="echo-1", messages=[{"role": "user", "content": "hi"}]
+            )
+    await wait_for_records(redis, 2)
+    admin = await aiohttp_server(
+        create_admin_app(
+            settings.replace(admin_token=TOKEN), gateway.app[appkeys.METRICS], TEST_SECRET
+        )
+    )
+    ctx = AdminContext(redis, OPERATOR_CLI, settings.api_domain, TEST_SECRET)
+    scoped = (await create_admin_token(ctx, OTHER_ACCOUNT, read_only=True))["token"]
+    errors: list[str] = []
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            for token, expected in (
+                (TOKEN, sorted([echo_tenant.account, OTHER_ACCOUNT])),
+                (scoped, [OTHER_ACCOUNT]),
+            ):
+                page = await browser.new_page()
+                page.on("pageerror", lambda exc: errors.append(str(exc)))
+                await page.goto(str(admin.make_url("/admin/")) + f"#token={token}")
+                rows = page.locator("#accounts tr")
+                await page.locator(f"#accounts tr[data-account='{expected[0]}']").wait_for(
+                    timeout=10_000
+                )
+                shown = [
+                    await rows.nth(i).get_attribute("data-account")
+                    for i in range(await rows.count())
+                ]
+                assert shown == expected
+                cells = await rows.first.locator("td").all_inner_texts()
+                assert cells[1] == "1"  # requests
+                assert cells[-1].startswith("$")  # cost
+                assert errors == []
+                await page.close()
         finally:
             await browser.close()

@@ -104,7 +104,7 @@ async def test_usage_reads_back_through_cli_and_admin_api(
         for _ in range(2):
             await sdk.chat.completions.create(model="gpt-test", messages=HI)
     await flush_usage(gateway.app)
-    expected = {"requests": 2, "prompt_tokens": 14, "completion_tokens": 6}
+    expected = {"requests": 2, "prompt_tokens": 14, "completion_tokens": 6, "cost_usd": 0.0}
 
     code, data, _ = await gateway_cli(
         redis_url, tmp_path, "usage", "--account", ACCOUNT, "--since", "7d", "--json"

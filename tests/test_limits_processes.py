@@ -16,6 +16,9 @@ import pytest
 from openai.types.chat import ChatCompletionMessageParam
 from redis.asyncio import Redis
 
+from gateway.store.accounts import AccountRepository
+from gateway.store.prices import PriceRepository
+from gateway.store.records import AccountRecord, PriceRecord
 from tests.conftest import TEST_SECRET, Tenant, free_port, make_tenant
 from tests.support.upstream_server import UpstreamServer
 
@@ -127,3 +130,51 @@ async def test_two_gateways_admit_exactly_the_limit(
     assert statuses.count(200) == LIMIT
     assert statuses.count(429) == REQUESTS - LIMIT
     assert len(upstream[0].seen) == LIMIT
+
+
+async def test_two_gateways_hold_a_dollar_budget_exactly(
+    redis: Redis, upstream: tuple[UpstreamServer, str], gateway_ports: list[int]
+) -> None:
+    """An account's dollar budget, shared by two gateway processes: each request's estimate
+    equals its real cost here (input is free, `max_tokens` is the 3 output tokens the upstream
+    bills), so exactly budget / cost requests pass, and the rest get insufficient_quota."""
+    tenant: Tenant = await make_tenant(redis, upstream_url=upstream[1])
+    await AccountRepository(redis).put(AccountRecord(account=tenant.account, usd_per_day=0.06))
+    await PriceRepository(redis).put(PriceRecord("gpt-test", "0", "1000"))  # $0.003 a request
+    sdks = [
+        openai.AsyncOpenAI(
+            base_url=f"http://127.0.0.1:{port}/v1",
+            api_key=tenant.key,
+            default_headers={"Host": tenant.hostname},
+            max_retries=0,
+            timeout=20.0,
+        )
+        for port in gateway_ports
+    ]
+    gate = asyncio.Semaphore(PARALLEL)
+    refusals: list[str] = []
+
+    async def one(index: int) -> int:
+        async with gate:
+            try:
+                await sdks[index % 2].chat.completions.create(
+                    model="gpt-test", messages=HI, max_tokens=3
+                )
+            except openai.RateLimitError as exc:
+                refusals.append(f"{exc.code}: {exc.message}")
+                return 429
+            return 200
+
+    try:
+        statuses = await asyncio.wait_for(
+            asyncio.gather(*(one(i) for i in range(REQUESTS))), timeout=60
+        )
+    finally:
+        for sdk in sdks:
+            await sdk.close()
+    assert statuses.count(200) == 20
+    assert statuses.count(429) == REQUESTS - 20
+    assert len(upstream[0].seen) == 20
+    assert all(text.startswith("insufficient_quota: ") for text in refusals)
+    assert "dollars per day budget (account)" in refusals[0]
+    assert "resets in" in refusals[0]

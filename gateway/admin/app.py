@@ -14,23 +14,37 @@ from aiohttp import web
 from redis.asyncio import RedisCluster
 
 from gateway import appkeys
+from gateway.admin.api import add_api_routes
 from gateway.admin.views import add_admin_routes, admin_auth_middleware
-from gateway.config import Settings
+from gateway.config import Settings, resolve_secret
+from gateway.errors import ConfigError
 from gateway.limits.admin import add_usage_routes
 from gateway.metrics import GatewayMetrics
 from gateway.store.redis import create_redis
 
 
-def create_admin_app(settings: Settings, metrics: GatewayMetrics) -> web.Application:
-    """`metrics` is the gateway app's (its journal writer feeds it)."""
+def create_admin_app(
+    settings: Settings, metrics: GatewayMetrics, secret: str | None = None
+) -> web.Application:
+    """`metrics` is the gateway app's (its journal writer feeds it); `secret` hashes scoped
+    admin tokens (default: the settings' key-hashing secret; none: only the operator's works)."""
     app = web.Application(middlewares=[admin_auth_middleware])
     app[appkeys.SETTINGS] = settings
+    app[appkeys.SECRET] = secret if secret is not None else _secret(settings)
     app[appkeys.ADMIN_TOKEN] = settings.admin_token
     app[appkeys.METRICS] = metrics
     app.cleanup_ctx.append(_redis_ctx)
     add_admin_routes(app)
     add_usage_routes(app)
+    add_api_routes(app)
     return app
+
+
+def _secret(settings: Settings) -> str:
+    try:
+        return resolve_secret(settings)
+    except ConfigError:
+        return ""
 
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -5,7 +5,6 @@ Errors have OpenAI's shape, like the tenant-facing API. See docs/journal.md ("Re
 
 from __future__ import annotations
 
-import hmac
 import re
 import time
 from pathlib import Path
@@ -18,7 +17,6 @@ from redis.exceptions import RedisError
 
 from gateway import appkeys
 from gateway.errors import (
-    AuthenticationError,
     FilterError,
     GatewayError,
     InvalidRequestError,
@@ -29,10 +27,16 @@ from gateway.errors import (
 from gateway.journal.reader import JournalFilter, JournalReader, check_cursor, check_status
 from gateway.journal.stats import journal_stats
 from gateway.metrics import CONTENT_TYPE
+from gateway.services.admin_tokens import authenticate
+from gateway.services.context import Actor, AdminContext
+from gateway.store.admin_tokens import AdminTokenRepository
+
+#: Who the request acts as (set by the middleware on every authenticated request).
+ACTOR = web.RequestKey("actor", Actor)
 
 STATIC = Path(__file__).parent / "static"
 #: Hold no data, so they need no token (the page asks for it and sends it with each call).
-_PUBLIC_PATHS = frozenset({"/admin", "/admin/"})
+_PUBLIC_PATHS = frozenset({"/admin", "/admin/", "/admin/v1/openapi.json"})
 _PUBLIC_PREFIX = "/admin/static/"
 _DURATION = re.compile(r"^(\d{1,9})([smhd])$")
 #: The longest window a query may name (more than any retention the journal keeps).
@@ -51,7 +55,7 @@ async def admin_auth_middleware(request: web.Request, handler: Handler) -> web.S
     try:
         public = request.path in _PUBLIC_PATHS or request.path.startswith(_PUBLIC_PREFIX)
         if not public:
-            _authenticate(request)
+            request[ACTOR] = await _authenticate(request)
         return await handler(request)
     except (FilterError, ValueError) as exc:
         error: GatewayError = InvalidRequestError(str(exc))
@@ -80,16 +84,33 @@ async def admin_auth_middleware(request: web.Request, handler: Handler) -> web.S
     )
 
 
-def _authenticate(request: web.Request) -> None:
-    token = request.app[appkeys.ADMIN_TOKEN]
+async def _authenticate(request: web.Request) -> Actor:
+    """The operator token, or an account-scoped admin token (docs/admin-api.md)."""
+    app = request.app
     scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        presented.strip().encode(), token.encode()
-    ):
-        raise AuthenticationError(
-            "the admin API wants 'Authorization: Bearer <GATEWAY_ADMIN_TOKEN>'",
-            code="invalid_admin_token",
-        )
+    if scheme.lower() != "bearer":
+        presented = ""
+    return await authenticate(
+        AdminTokenRepository(app[appkeys.ADMIN_REDIS]),
+        app[appkeys.SECRET],
+        app[appkeys.ADMIN_TOKEN],
+        presented.strip(),
+    )
+
+
+def admin_context(request: web.Request) -> AdminContext:
+    """The service layer's view of this request: its Redis, its actor, the API domain."""
+    app = request.app
+    return AdminContext(
+        app[appkeys.ADMIN_REDIS],
+        request[ACTOR],
+        app[appkeys.SETTINGS].api_domain,
+        app[appkeys.SECRET],
+    )
+
+
+def operator_only(request: web.Request) -> None:
+    admin_context(request).operator_only(f"read {request.path[:100]}")
 
 
 def duration(value: str, name: str) -> float:
@@ -102,10 +123,11 @@ def duration(value: str, name: str) -> float:
     return seconds
 
 
-def _filter(query: Any) -> JournalFilter:
+def _filter(request: web.Request) -> JournalFilter:
+    query = request.query
     status = query.get("status") or None
     return JournalFilter(
-        account=query.get("account") or None,
+        account=admin_context(request).visible_accounts(query.get("account") or None),
         client=query.get("client") or None,
         status=check_status(status) if status else None,
         outcome=query.get("outcome") or None,
@@ -124,7 +146,7 @@ async def journal_list(request: web.Request) -> web.StreamResponse:
         raise FilterError(f"limit must be a number from 1 to {_MAX_LIMIT}")
     cursor = query.get("cursor") or None
     records, next_cursor = await _reader(request).page(
-        _filter(query), limit=int(limit_text), before=check_cursor(cursor) if cursor else None
+        _filter(request), limit=int(limit_text), before=check_cursor(cursor) if cursor else None
     )
     return _json({"records": records, "next_cursor": next_cursor})
 
@@ -132,7 +154,8 @@ async def journal_list(request: web.Request) -> web.StreamResponse:
 async def journal_record(request: web.Request) -> web.StreamResponse:
     request_id = request.match_info["request_id"]
     record = await _reader(request).get(request_id)
-    if record is None:
+    own = request[ACTOR].account
+    if record is None or own not in (None, record["account"]):
         raise NotFoundError(f"no journal record for request id {request_id[:80]!r}")
     return _json(record)
 
@@ -145,7 +168,9 @@ async def stats(request: web.Request) -> web.StreamResponse:
         raise FilterError(f"since/bucket gives more than {_MAX_BUCKETS} buckets")
     result = await journal_stats(
         _reader(request),
-        JournalFilter(account=query.get("account") or None),
+        JournalFilter(
+            account=admin_context(request).visible_accounts(query.get("account") or None)
+        ),
         since_seconds=since,
         now_ms=int(time.time() * 1000),
         bucket_seconds=bucket,
@@ -154,6 +179,7 @@ async def stats(request: web.Request) -> web.StreamResponse:
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:
+    operator_only(request)
     body = request.app[appkeys.METRICS].render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 

@@ -58,4 +58,11 @@ def flat_fields(record: dict[str, Any]) -> tuple[str, ...]:
         str(record["latency_ms"]["total"]),
         str(usage.get("input_tokens", "")),
         str(usage.get("output_tokens", "")),
+        record["path"],
+        _cost_total(record.get("cost")),
     )
+
+
+def _cost_total(cost: Any) -> str:
+    """The flat `cost` field: the record's total in USD, empty without a cost."""
+    return repr(float(cost["total"])) if isinstance(cost, dict) and "total" in cost else ""

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from gateway.costs import NO_OVERRIDES, PriceOverrides, TokenCounts, compute_cost
 from gateway.exchange import Exchange
 from gateway.journal.capture import StreamCapture, assemble_stream
 from gateway.journal.redact import UNAUTHENTICATED_HEADER_BYTES, RedactionPolicy, cap_headers
@@ -75,6 +76,9 @@ class RecordDraft:
     #: Upstream attempts (retries, fallbacks) and managed-mode hops, as the code path built them.
     attempts: list[dict[str, Any]]
     hops: list[dict[str, Any]]
+    #: The operator's price overrides that apply (with `provider`, what prices the record).
+    prices: PriceOverrides | None = None
+    end_user: str | None = None
 
 
 def _ms(start: float | None, end: float | None) -> float | None:
@@ -130,6 +134,8 @@ def build_record(
         size=len(body or b"") + len(response_body or b"") + (capture.size if capture else 0),
         attempts=exchange.attempts,
         hops=exchange.hops,
+        prices=exchange.price_overrides,
+        end_user=exchange.end_user,
     )
 
 
@@ -164,6 +170,22 @@ def body_of(raw: bytes | None, limit: int, policy: RedactionPolicy) -> dict[str,
 
 def _usage_record(usage: Usage | None) -> dict[str, int] | None:
     return usage.to_record() if usage is not None else None
+
+
+def _money(draft: RecordDraft, usage: Usage | None, answered: str | None) -> dict[str, Any]:
+    """`end_user`, and for a record with usage its `cost` (null when no price is known, with
+    `price_unknown`): docs/costs.md."""
+    fields: dict[str, Any] = {"end_user": draft.end_user}
+    if usage is not None:
+        cost = compute_cost(
+            TokenCounts(usage.input_tokens, usage.cached_input_tokens or 0, usage.output_tokens),
+            provider=draft.provider,
+            models=(answered, draft.model),
+            overrides=draft.prices or NO_OVERRIDES,
+        )
+        fields["cost"] = None if cost is None else cost.to_dict()
+        fields["price_unknown"] = cost is None
+    return fields
 
 
 def _identity(draft: RecordDraft) -> dict[str, Any]:
@@ -201,6 +223,7 @@ def summarize(draft: RecordDraft) -> dict[str, Any]:
         **_identity(draft),
         "model": {"requested": draft.model, "answered": None},
         "usage": _usage_record(usage),
+        **_money(draft, usage, None),
     }
 
 
@@ -239,6 +262,7 @@ def finalize(draft: RecordDraft, policy: RedactionPolicy, limit: int) -> dict[st
         "api": draft.api,
         "model": {"requested": draft.model, "answered": answered},
         "usage": _usage_record(usage),
+        **_money(draft, usage, answered),
         "stream": stream,
         "request": {
             **request_headers(draft, policy),

@@ -3,6 +3,8 @@ per client, and a time series for the dashboard. Computed from entries' flat fie
 
 `error_rate` counts 5xx answers (the gateway's or the upstream's fault); `client_error_rate`
 counts 4xx (the caller's). Percentiles are nearest-rank over the window's total latencies.
+Health probes (`/healthz`, `/readyz`) are journaled like every request but are not traffic:
+they are left out of every figure. `cost` sums the entries' USD cost (docs/costs.md).
 """
 
 from __future__ import annotations
@@ -20,12 +22,29 @@ def percentile(sorted_values: list[float], fraction: float) -> float | None:
     return sorted_values[rank - 1]
 
 
+#: Paths of the health probes, left out of the statistics.
+PROBE_PATHS = frozenset({"/healthz", "/readyz"})
+
+
 def _int(value: str | None) -> int:
     return int(value) if value else 0
 
 
+def _float(value: str | None) -> float:
+    return float(value) if value else 0.0
+
+
 class _Totals:
-    __slots__ = ("client_errors", "completion", "errors", "latencies", "prompt", "requests")
+    __slots__ = (
+        "client_errors",
+        "completion",
+        "cost",
+        "errors",
+        "latencies",
+        "priced",
+        "prompt",
+        "requests",
+    )
 
     def __init__(self) -> None:
         self.requests = 0
@@ -34,6 +53,8 @@ class _Totals:
         self.latencies: list[float] = []
         self.prompt = 0
         self.completion = 0
+        self.cost = 0.0
+        self.priced = 0
 
     def add(self, fields: dict[str, str]) -> None:
         self.requests += 1
@@ -44,6 +65,9 @@ class _Totals:
             self.latencies.append(float(fields["latency_ms"]))
         self.prompt += _int(fields.get("prompt_tokens"))
         self.completion += _int(fields.get("completion_tokens"))
+        if fields.get("cost"):
+            self.cost += _float(fields["cost"])
+            self.priced += 1
 
     def summary(self) -> dict[str, Any]:
         ordered = sorted(self.latencies)
@@ -65,6 +89,7 @@ class _Totals:
                 "completion": self.completion,
                 "total": self.prompt + self.completion,
             },
+            "cost": {"total": round(self.cost, 10), "currency": "USD", "priced": self.priced},
         }
 
 
@@ -80,14 +105,18 @@ async def journal_stats(
     entries, truncated = await reader.window(flt, since_ms)
     total = _Totals()
     by_client: dict[str, _Totals] = {}
+    by_account: dict[str, _Totals] = {}
     tokens_by_account: dict[str, int] = {}
     buckets: dict[int, _Totals] = {}
     bucket_ms = int(bucket_seconds * 1000) if bucket_seconds else 0
     for stamp, fields in entries:
+        if fields.get("path") in PROBE_PATHS:
+            continue
         total.add(fields)
         name = f"{fields.get('account') or '-'}/{fields.get('client') or '-'}"
         by_client.setdefault(name, _Totals()).add(fields)
         account = fields.get("account") or "-"
+        by_account.setdefault(account, _Totals()).add(fields)
         tokens_by_account[account] = (
             tokens_by_account.get(account, 0)
             + _int(fields.get("prompt_tokens"))
@@ -101,6 +130,7 @@ async def journal_stats(
         "truncated": truncated,
         **total.summary(),
         "by_client": {name: t.summary() for name, t in sorted(by_client.items())},
+        "by_account": {name: t.summary() for name, t in sorted(by_account.items())},
         "tokens_by_account": dict(sorted(tokens_by_account.items())),
     }
     if bucket_ms:

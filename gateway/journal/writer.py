@@ -58,6 +58,8 @@ _ENTRY_FIELDS = (
     "latency_ms",
     "prompt_tokens",
     "completion_tokens",
+    "path",
+    "cost",
     "record",
 )
 

@@ -20,9 +20,10 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from gateway import appkeys
+from gateway.admin.views import admin_context
 from gateway.errors import InvalidRequestError
 from gateway.limits.metering import Metering
-from gateway.limits.usage import days_back, read_usage, totals
+from gateway.limits.usage import days_back, read_end_user_usage, read_usage, totals
 from gateway.store import keys
 from gateway.tenancy import is_account_number, is_client_name
 
@@ -66,6 +67,7 @@ async def usage(request: web.Request) -> web.StreamResponse:
         raise InvalidRequestError(f"account: {account!r} is not an account number", param="account")
     if client is not None and not is_client_name(client):
         raise InvalidRequestError(f"client: {client!r} is not a client name", param="client")
+    account = admin_context(request).visible_accounts(account)
     days = days_back(time.time(), since_days(query.get("since", "7d")))
     redis = request.app[appkeys.ADMIN_REDIS]
     if account is not None:
@@ -74,7 +76,13 @@ async def usage(request: web.Request) -> web.StreamResponse:
         members = await redis.smembers(keys.ACCOUNTS)
         accounts = sorted(m.decode() if isinstance(m, bytes) else m for m in members)
     rows = await read_usage(redis, accounts, days, client)
-    body = {"object": "list", "data": [r.to_dict() for r in rows], "totals": totals(rows)}
+    end_users = await read_end_user_usage(redis, accounts, days, client)
+    body = {
+        "object": "list",
+        "data": [r.to_dict() for r in rows],
+        "end_users": [r.to_dict() for r in end_users],
+        "totals": totals(rows),
+    }
     return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 

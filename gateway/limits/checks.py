@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import calendar
 import dataclasses
+import hashlib
 import time
 from typing import Any, Literal
 
 import orjson
 
 from gateway.store import keys
-from gateway.store.records import ApiKeyRecord, ClientRecord
+from gateway.store.records import AccountRecord, ApiKeyRecord, ClientRecord
 
 #: The request and token windows are a sliding minute.
 WINDOW_MS = 60_000
@@ -30,15 +31,25 @@ MAX_TOKENS_PER_REQUEST = 1_000_000_000
 #: The largest value a limit may be set to (the check script refuses more than 2^53).
 MAX_LIMIT = 10**15
 
-Kind = Literal["r", "t", "c", "d", "m"]
+Kind = Literal["r", "t", "c", "d", "m", "D", "M"]
 #: Names of the limit fields on both record kinds, as they appear in JSON and the CLI.
 LIMIT_FIELDS = ("rpm", "tpm", "max_concurrent", "tokens_per_day", "tokens_per_month")
+#: Dollar budgets are counted in micro-dollars: whole numbers, exact in Lua's doubles.
+MICRO_USD = 1_000_000
+#: Output tokens a request that sets no `max_tokens` is assumed to ask for, when its dollar
+#: cost is estimated before the call (docs/limits.md).
+DEFAULT_OUTPUT_ESTIMATE = 1024
+
+
+def to_micro_usd(dollars: float) -> int:
+    return round(dollars * MICRO_USD)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Check:
     """One counter to test and update: `r` requests/min, `t` tokens/min, `c` in flight,
-    `d` tokens/day budget, `m` tokens/month budget."""
+    `d` tokens/day budget, `m` tokens/month budget, `D` and `M` micro-dollars per day and
+    month (the limit in micro-dollars too)."""
 
     kind: Kind
     scope: str
@@ -46,10 +57,36 @@ class Check:
     keys: tuple[str, ...]
 
 
-def scopes_of(client: ClientRecord, key: ApiKeyRecord | None) -> list[tuple[str, Any]]:
-    scopes: list[tuple[str, Any]] = [(f"client:{client.name}", client)]
+@dataclasses.dataclass(frozen=True, slots=True)
+class EndUserLimits:
+    """A client's per-end-user limits, in the shape `checks_for` reads."""
+
+    rpm: int | None = None
+    usd_per_day: float | None = None
+
+
+def end_user_scope(client: str, end_user: str) -> str:
+    """The scope of one end user of a client: a digest, so any string the caller sent makes a
+    short, safe key name (and no end-user id is spelled in Redis key names)."""
+    digest = hashlib.sha256(end_user.encode(errors="replace")).hexdigest()[:32]
+    return f"user:{client}:{digest}"
+
+
+def scopes_of(
+    client: ClientRecord,
+    key: ApiKeyRecord | None,
+    account: AccountRecord | None = None,
+    end_user: str | None = None,
+) -> list[tuple[str, Any]]:
+    scopes: list[tuple[str, Any]] = []
+    if account is not None:
+        scopes.append(("account", account))
+    scopes.append((f"client:{client.name}", client))
     if key is not None:
         scopes.append((f"key:{key.id}", key))
+    if end_user and (client.end_user_rpm is not None or client.end_user_usd_per_day is not None):
+        limits = EndUserLimits(client.end_user_rpm, client.end_user_usd_per_day)
+        scopes.append((end_user_scope(client.name, end_user), limits))
     return scopes
 
 
@@ -75,25 +112,45 @@ def checks_for(account: str, scopes: list[tuple[str, Any]], now: float) -> tuple
     """Every counter the configured limits call for; empty when nothing is limited."""
     checks: list[Check] = []
     for scope, record in scopes:
-        if record.rpm is not None:
+        if getattr(record, "rpm", None) is not None:
             checks.append(Check("r", scope, record.rpm, (keys.limit_requests(account, scope),)))
-        if record.tpm is not None:
+        if getattr(record, "tpm", None) is not None:
             token_keys = (
                 keys.limit_tokens(account, scope),
                 keys.limit_token_amounts(account, scope),
             )
             checks.append(Check("t", scope, record.tpm, token_keys))
-        if record.max_concurrent is not None:
+        if getattr(record, "max_concurrent", None) is not None:
             checks.append(
                 Check("c", scope, record.max_concurrent, (keys.limit_in_flight(account, scope),))
             )
-        if record.tokens_per_day is not None:
+        if getattr(record, "tokens_per_day", None) is not None:
             day_key = keys.budget_day(account, scope, utc_day(now))
             checks.append(Check("d", scope, record.tokens_per_day, (day_key,)))
-        if record.tokens_per_month is not None:
+        if getattr(record, "tokens_per_month", None) is not None:
             month_key = keys.budget_month(account, scope, utc_month(now))
             checks.append(Check("m", scope, record.tokens_per_month, (month_key,)))
+        usd_day = getattr(record, "usd_per_day", None)
+        if usd_day is not None:
+            day_key = keys.budget_usd_day(account, scope, utc_day(now))
+            checks.append(Check("D", scope, to_micro_usd(usd_day), (day_key,)))
+        usd_month = getattr(record, "usd_per_month", None)
+        if usd_month is not None:
+            month_key = keys.budget_usd_month(account, scope, utc_month(now))
+            checks.append(Check("M", scope, to_micro_usd(usd_month), (month_key,)))
     return tuple(checks)
+
+
+def has_dollar_budget(checks: tuple[Check, ...]) -> bool:
+    return any(check.kind in ("D", "M") for check in checks)
+
+
+def estimate_output_tokens(data: dict[str, Any]) -> int:
+    """`max_completion_tokens` (or `max_tokens`) when the request sets one, else the default."""
+    limit = data.get("max_completion_tokens", data.get("max_tokens"))
+    if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
+        return limit
+    return DEFAULT_OUTPUT_ESTIMATE
 
 
 def estimate_tokens(raw_body: bytes, data: dict[str, Any]) -> int:

@@ -43,6 +43,8 @@ _NAMES = {
     "c": "concurrent requests",
     "d": "tokens per day",
     "m": "tokens per month",
+    "D": "dollars per day",
+    "M": "dollars per month",
 }
 
 
@@ -74,6 +76,8 @@ class Admission:
     ttls: tuple[int, ...]
     headers: dict[str, str]
     checked: bool = True
+    #: The cost reserved in dollar budgets, micro-dollars.
+    estimate_usd: int = 0
 
 
 def rate_headers(checks: Sequence[Check], result: Sequence[int]) -> dict[str, str]:
@@ -105,6 +109,12 @@ def refusal(
     }
     used = check.limit - remaining
     name = _NAMES[check.kind]
+    if check.kind in ("D", "M"):
+        return QuotaExceededError(
+            f"You exceeded your {name} budget ({check.scope}): Limit ${check.limit / 1e6:.6g}, "
+            f"Used ${used / 1e6:.6g}. It resets in {format_reset(wait)}.",
+            headers=headers,
+        )
     if check.kind in ("d", "m"):
         return QuotaExceededError(
             f"You exceeded your {name} budget ({check.scope}): Limit {check.limit}, Used {used}. "
@@ -139,16 +149,21 @@ class RateLimiter:
         self._settle = redis.register_script(scripts.SETTLE)
 
     async def admit(
-        self, account: str, scopes: list[tuple[str, Any]], estimate: int
+        self,
+        account: str,
+        scopes: list[tuple[str, Any]],
+        estimate: int,
+        estimate_usd: int = 0,
     ) -> Admission | None:
-        """None when nothing is limited; raises 429 (or 503 fail-closed) when refused."""
+        """None when nothing is limited; raises 429 (or 503 fail-closed) when refused.
+        `estimate_usd` (micro-dollars) is what dollar budgets reserve."""
         now = self.clock()
         checks = checks_for(account, scopes, now)
         if not checks:
             return None
         ttls = tuple(_ttl(check, now) for check in checks)
         member = os.urandom(8).hex()
-        args: list[Any] = [member, estimate, WINDOW_MS, self.lease_ms, len(checks)]
+        args: list[Any] = [member, estimate, WINDOW_MS, self.lease_ms, len(checks), estimate_usd]
         for check, ttl in zip(checks, ttls, strict=True):
             args += [check.kind, check.limit, ttl]
         try:
@@ -156,7 +171,7 @@ class RateLimiter:
         except (RedisError, OSError) as exc:
             if not store_wide(exc):
                 raise self._script_failed(exc) from exc
-            return self._unchecked(member, estimate, checks, ttls, exc)
+            return self._unchecked(member, estimate, checks, ttls, exc, estimate_usd)
         result = [int(value) for value in raw]
         headers = rate_headers(checks, result)
         if not result[0]:
@@ -165,7 +180,7 @@ class RateLimiter:
             remaining, reset_ms = result[2 + 2 * index], result[3 + 2 * index]
             raise refusal(checks[index], remaining, reset_ms, estimate, headers)
         self.stats.admitted += 1
-        return Admission(member, estimate, checks, ttls, headers)
+        return Admission(member, estimate, checks, ttls, headers, estimate_usd=estimate_usd)
 
     def _script_failed(self, exc: BaseException) -> ServiceUnavailableError:
         self.stats.script_errors += 1
@@ -182,6 +197,7 @@ class RateLimiter:
         checks: tuple[Check, ...],
         ttls: tuple[int, ...],
         exc: BaseException,
+        estimate_usd: int = 0,
     ) -> Admission:
         if not self.fail_open:
             self.stats.failed_closed += 1
@@ -192,10 +208,15 @@ class RateLimiter:
             ) from exc
         self.stats.unchecked += 1
         log.warning("rate_limit_unavailable", policy="fail_open", error=type(exc).__name__)
-        return Admission(member, estimate, checks, ttls, {}, checked=False)
+        return Admission(
+            member, estimate, checks, ttls, {}, checked=False, estimate_usd=estimate_usd
+        )
 
-    async def settle(self, admission: Admission, actual_tokens: int) -> None:
-        """Replace the token reservation with the real usage and release the in-flight slot."""
+    async def settle(
+        self, admission: Admission, actual_tokens: int, actual_usd: int | None = None
+    ) -> None:
+        """Replace the token (and dollar) reservation with the real usage and release the
+        in-flight slot. `actual_usd` None keeps the dollar estimate (no real cost known)."""
         if not admission.checked:
             return
         settled = [
@@ -211,6 +232,8 @@ class RateLimiter:
             clamp_tokens(actual_tokens),
             WINDOW_MS,
             len(settled),
+            admission.estimate_usd,
+            admission.estimate_usd if actual_usd is None else actual_usd,
         ]
         for check, ttl in settled:
             args += [check.kind, ttl]
@@ -223,8 +246,8 @@ class RateLimiter:
 
 def _ttl(check: Check, now: float) -> int:
     """Seconds until a budget's window ends (0 for the sliding windows)."""
-    if check.kind == "d":
+    if check.kind in ("d", "D"):
         return math.ceil(seconds_to_day_end(now))
-    if check.kind == "m":
+    if check.kind in ("m", "M"):
         return math.ceil(seconds_to_month_end(now))
     return 0

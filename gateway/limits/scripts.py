@@ -6,12 +6,16 @@ Redis Cluster node. Time comes from Redis (`TIME`), never from a gateway's clock
 with skewed clocks still agree on the window.
 
 CHECK  KEYS: the checks' keys in order (`t` has two: members, amounts).
-       ARGV: member, estimate, window_ms, lease_ms, n, then n times (kind, limit, ttl_seconds).
+       ARGV: member, estimate, window_ms, lease_ms, n, estimate_usd (micro-dollars), then n
+       times (kind, limit, ttl_seconds).
        Returns {admitted, failed_index, remaining_1, reset_ms_1, ...}. All or nothing: a refused
        request updates no counter, and arguments that are not whole numbers in range (the
-       estimate at most 10^12, every limit at most 2^53) are an error before any write.
-SETTLE KEYS: the keys of the `t`, `c`, `d`, `m` checks.
-       ARGV: member, estimate, actual, window_ms, n, then n times (kind, ttl_seconds).
+       estimate at most 10^12, every limit at most 2^53) are an error before any write. A token
+       budget (`d`, `m`) refuses once it is used up; a dollar budget (`D`, `M`) refuses the
+       request whose estimate would cross it.
+SETTLE KEYS: the keys of the `t`, `c`, `d`, `m`, `D`, `M` checks.
+       ARGV: member, estimate, actual, window_ms, n, estimate_usd, actual_usd, then n times
+       (kind, ttl_seconds).
 """
 
 from __future__ import annotations
@@ -26,10 +30,11 @@ if not (whole(est, 1e12) and whole(n, 1000)) then
   return redis.error_reply('ERR gateway limits: estimate or check count out of range')
 end
 for i = 1, n do
-  if not whole(tonumber(ARGV[5 + (i - 1) * 3 + 2]), 2 ^ 53) then
+  if not whole(tonumber(ARGV[6 + (i - 1) * 3 + 2]), 2 ^ 53) then
     return redis.error_reply('ERR gateway limits: limit ' .. i .. ' out of range')
   end
 end
+local est_usd = tonumber(ARGV[6])
 local out = {1, 0}
 local first = {}
 local k = 1
@@ -39,7 +44,7 @@ local function oldest_reset(key)
   return window
 end
 for i = 1, n do
-  local base = 5 + (i - 1) * 3
+  local base = 6 + (i - 1) * 3
   local kind, limit, ttl = ARGV[base + 1], tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3])
   local key = KEYS[k]
   first[i] = k
@@ -72,6 +77,12 @@ for i = 1, n do
     used = redis.call('ZCARD', key)
     ok = used + 1 <= limit
     k = k + 1
+  elseif kind == 'D' or kind == 'M' then
+    used = tonumber(redis.call('GET', key) or '0')
+    cost = est_usd
+    reset = ttl * 1000
+    ok = used + est_usd <= limit
+    k = k + 1
   else
     used = tonumber(redis.call('GET', key) or '0')
     cost = est
@@ -91,7 +102,7 @@ for i = 1, n do
 end
 if out[1] == 0 then return out end
 for i = 1, n do
-  local base = 5 + (i - 1) * 3
+  local base = 6 + (i - 1) * 3
   local kind, ttl = ARGV[base + 1], tonumber(ARGV[base + 3])
   local key = KEYS[first[i]]
   if kind == 'r' then
@@ -107,6 +118,9 @@ for i = 1, n do
   elseif kind == 'c' then
     redis.call('ZADD', key, now + lease, member)
     redis.call('PEXPIRE', key, lease)
+  elseif kind == 'D' or kind == 'M' then
+    redis.call('INCRBY', key, est_usd)
+    redis.call('EXPIRE', key, ttl + 3600)
   else
     redis.call('INCRBY', key, est)
     redis.call('EXPIRE', key, ttl + 3600)
@@ -120,9 +134,10 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local member, est, actual = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local window, n = tonumber(ARGV[4]), tonumber(ARGV[5])
+local est_usd, actual_usd = tonumber(ARGV[6]), tonumber(ARGV[7])
 local k = 1
 for i = 1, n do
-  local kind, ttl = ARGV[5 + (i - 1) * 2 + 1], tonumber(ARGV[5 + (i - 1) * 2 + 2])
+  local kind, ttl = ARGV[7 + (i - 1) * 2 + 1], tonumber(ARGV[7 + (i - 1) * 2 + 2])
   local key = KEYS[k]
   if kind == 't' then
     local amounts = KEYS[k + 1]
@@ -140,6 +155,10 @@ for i = 1, n do
     k = k + 2
   elseif kind == 'c' then
     redis.call('ZREM', key, member)
+    k = k + 1
+  elseif kind == 'D' or kind == 'M' then
+    redis.call('INCRBY', key, actual_usd - est_usd)
+    redis.call('EXPIRE', key, ttl + 3600)
     k = k + 1
   else
     redis.call('INCRBY', key, actual - est)

@@ -1,4 +1,5 @@
-"""Usage accounting: per account, client, key and model, by UTC day; and reading it back.
+"""Usage accounting: per account, client, key and model, and per end user, by UTC day, with
+cost in micro-dollars beside the tokens; and reading it back.
 
 The request path does nothing: the journal writer hands each finished record to
 `UsageRecorder.observe`, which adds to an in-memory tally; a background task
@@ -28,7 +29,7 @@ log = structlog.get_logger("gateway.usage")
 
 #: Most distinct counters held while Redis is unreachable; past it new counts are dropped.
 _MAX_PENDING = 200_000
-COUNTERS = {"req": "requests", "pt": "prompt_tokens", "ct": "completion_tokens"}
+COUNTERS = {"req": "requests", "pt": "prompt_tokens", "ct": "completion_tokens", "cu": "cost_usd"}
 #: Journal outcomes of requests that reached a handler (bad input, auth and limit refusals don't).
 COUNTED_OUTCOMES = frozenset(
     {"ok", "upstream_error", "upstream_timeout", "client_disconnected", "internal_error"}
@@ -54,19 +55,35 @@ class UsageRecorder:
         self.dropped = 0
 
     def add(
-        self, account: str, client: str, key_id: str, model: str, prompt: int, completion: int
+        self,
+        account: str,
+        client: str,
+        key_id: str,
+        model: str,
+        prompt: int,
+        completion: int,
+        cost_micro: int = 0,
+        end_user: str | None = None,
     ) -> None:
-        tally = self._pending.get(redis_key := keys.usage_day(account, utc_day(self.clock())))
+        day = utc_day(self.clock())
+        counts = (prompt, completion, cost_micro)
+        self._count(keys.usage_day(account, day), f"|{client}|{key_id}|{model[:200]}", *counts)
+        if end_user:
+            suffix = f"|{client}|{model[:200].replace('|', '/')}|{end_user}"
+            self._count(keys.usage_end_users_day(account, day), suffix, *counts)
+
+    def _count(self, redis_key: str, suffix: str, prompt: int, completion: int, cost: int) -> None:
+        tally = self._pending.get(redis_key)
         if tally is None:
             tally = self._pending[redis_key] = collections.Counter()
-        suffix = f"|{client}|{key_id}|{model[:200]}"
         if self._size >= _MAX_PENDING and "req" + suffix not in tally:
             self.dropped += 1
             return
-        self._size += 0 if "req" + suffix in tally else 3
+        self._size += 0 if "req" + suffix in tally else 4
         tally["req" + suffix] += 1
         tally["pt" + suffix] += prompt
         tally["ct" + suffix] += completion
+        tally["cu" + suffix] += cost
 
     def observe(self, record: dict[str, Any]) -> None:
         """Tally one journal record (the journal writer calls this off the request path):
@@ -74,6 +91,7 @@ class UsageRecorder:
         if record["outcome"] not in COUNTED_OUTCOMES or not record["key_id"]:
             return
         usage = record["usage"] or {}
+        cost = record.get("cost")
         self.add(
             record["account"],
             record["client"],
@@ -81,6 +99,8 @@ class UsageRecorder:
             record["model"]["requested"] or "",
             usage.get("input_tokens", 0),
             usage.get("output_tokens", 0),
+            round(cost["total"] * 1_000_000) if cost else 0,
+            record.get("end_user"),
         )
 
     def start(self) -> None:
@@ -138,6 +158,26 @@ class UsageRow:
     requests: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    #: US dollars (kept as micro-dollars in Redis); 0 for usage with no known price.
+    cost_usd: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EndUserRow:
+    """Usage of one end user of a client (the `end_user` of its journal records)."""
+
+    day: str
+    account: str
+    client: str
+    model: str
+    end_user: str
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -170,16 +210,48 @@ def _rows(day: str, account: str, fields: dict[Any, Any], client: str | None) ->
         if client is not None and parts[0] != client:
             continue
         ident = (parts[0], parts[1], parts[2])
-        merged.setdefault(ident, {})[COUNTERS[counter]] = int(raw_value)
+        merged.setdefault(ident, {})[COUNTERS[counter]] = _value(counter, raw_value)
     return [
         UsageRow(day, account, c, k, m, **counts) for (c, k, m), counts in sorted(merged.items())
     ]
 
 
-def totals(rows: Iterable[UsageRow]) -> dict[str, int]:
-    result = dict.fromkeys(COUNTERS.values(), 0)
+def _value(counter: str, raw: Any) -> Any:
+    return int(raw) / 1_000_000 if counter == "cu" else int(raw)
+
+
+async def read_end_user_usage(
+    redis: Redis, accounts: Iterable[str], days: list[str], client: str | None = None
+) -> list[EndUserRow]:
+    rows: list[EndUserRow] = []
+    for account in accounts:
+        for day in days:
+            fields = await redis.hgetall(keys.usage_end_users_day(account, day))
+            merged: dict[tuple[str, str, str], dict[str, Any]] = {}
+            for raw_field, raw_value in fields.items():
+                field = raw_field.decode() if isinstance(raw_field, bytes) else str(raw_field)
+                counter, _, rest = field.partition("|")
+                parts = rest.split("|", 2)
+                if counter not in COUNTERS or len(parts) != 3:
+                    continue
+                if client is not None and parts[0] != client:
+                    continue
+                ident = (parts[0], parts[1], parts[2])
+                merged.setdefault(ident, {})[COUNTERS[counter]] = _value(counter, raw_value)
+            rows += [
+                EndUserRow(day, account, c, m, u, **counts)
+                for (c, m, u), counts in sorted(merged.items())
+            ]
+    return rows
+
+
+def totals(rows: Iterable[UsageRow]) -> dict[str, Any]:
+    result: dict[str, Any] = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0}
+    cost = 0
     for row in rows:
         result["requests"] += row.requests
         result["prompt_tokens"] += row.prompt_tokens
         result["completion_tokens"] += row.completion_tokens
+        cost += round(row.cost_usd * 1_000_000)
+    result["cost_usd"] = cost / 1_000_000
     return result

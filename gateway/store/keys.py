@@ -93,6 +93,34 @@ def client_domains(account: str, name: str) -> str:
     return f"{PREFIX}:{{{account}}}:client:{name}:domains"
 
 
+def account(account: str) -> str:
+    """JSON account record (name and account-wide limits)."""
+    return f"{PREFIX}:{{{account}}}:account"
+
+
+#: Hash of the global price overrides: model -> JSON price record.
+PRICES = f"{PREFIX}:prices"
+
+
+def account_prices(account: str) -> str:
+    """Hash of one account's price overrides: `<client or *>|<model>` -> JSON price record."""
+    return f"{PREFIX}:{{{account}}}:prices"
+
+
+def admin_token(token_id: str) -> str:
+    """JSON admin-token record (holds the token's HMAC, never the token)."""
+    return f"{PREFIX}:admintoken:{{{token_id}}}"
+
+
+#: Set of every admin-token id.
+ADMIN_TOKENS = f"{PREFIX}:admintokens"
+
+#: Stream of audit records, one per admin write (CLI or API); admin writes are rare, so one
+#: stream (one slot) is enough, capped at `AUDIT_MAX_LEN` entries.
+AUDIT_STREAM = f"{PREFIX}:audit"
+AUDIT_MAX_LEN = 100_000
+
+
 # Invalidation messages: `<kind>:<id>`; `*` clears every cache.
 def invalidation_client(account: str, name: str) -> str:
     return f"client:{account}/{name}"
@@ -106,9 +134,17 @@ def invalidation_domain(hostname: str) -> str:
     return f"domain:{hostname}"
 
 
+def invalidation_account(account: str) -> str:
+    return f"account:{account}"
+
+
+def invalidation_prices(account: str | None) -> str:
+    return f"prices:{account or '*'}"
+
+
 # Rate limits, budgets and usage (see `docs/limits.md`). Every key of one request's check is
 # tagged with the account, so the check script and the settle script touch a single slot.
-# `scope` is `client:<name>` or `key:<key id>`.
+# `scope` is `account`, `client:<name>`, `key:<key id>` or `user:<client>:<end-user digest>`.
 def limit_requests(account: str, scope: str) -> str:
     """Sorted set: one member per admitted request, scored by admission time (ms)."""
     return f"{PREFIX}:{{{account}}}:rl:{scope}:rpm"
@@ -139,9 +175,26 @@ def budget_month(account: str, scope: str, month: str) -> str:
     return f"{PREFIX}:{{{account}}}:rl:{scope}:tpmo:{month}"
 
 
+def budget_usd_day(account: str, scope: str, day: str) -> str:
+    """Integer: micro-dollars used (and reserved) on `day` (YYYYMMDD, UTC)."""
+    return f"{PREFIX}:{{{account}}}:rl:{scope}:usd:d:{day}"
+
+
+def budget_usd_month(account: str, scope: str, month: str) -> str:
+    """Integer: micro-dollars used (and reserved) in `month` (YYYYMM, UTC)."""
+    return f"{PREFIX}:{{{account}}}:rl:{scope}:usd:m:{month}"
+
+
+def usage_end_users_day(account: str, day: str) -> str:
+    """Hash of one account's usage by end user on `day`:
+    `<counter>|<client>|<model>|<end user>` -> integer, counters as in `usage_day`."""
+    return f"{PREFIX}:{{{account}}}:usage:eu:{day}"
+
+
 def usage_day(account: str, day: str) -> str:
     """Hash of one account's usage on `day` (YYYYMMDD, UTC):
-    `<counter>|<client>|<key id>|<model>` -> integer, counter in `req`, `pt`, `ct`."""
+    `<counter>|<client>|<key id>|<model>` -> integer, counter in `req`, `pt`, `ct`, and `cu`
+    (cost, micro-dollars)."""
     return f"{PREFIX}:{{{account}}}:usage:{day}"
 
 

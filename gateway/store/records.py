@@ -64,6 +64,12 @@ class ClientRecord(_JsonRecord):
     max_concurrent: int | None = None
     tokens_per_day: int | None = None
     tokens_per_month: int | None = None
+    usd_per_day: float | None = None
+    usd_per_month: float | None = None
+    #: Per end user of this client (the request's `user`, `safety_identifier` or
+    #: `x-gateway-end-user`).
+    end_user_rpm: int | None = None
+    end_user_usd_per_day: float | None = None
     #: Rewrite rules (see `gateway.rewrite`); stored as a JSON object.
     policy: ClientPolicy = dataclasses.field(default_factory=ClientPolicy)
 
@@ -101,6 +107,8 @@ class ApiKeyRecord(_JsonRecord):
     max_concurrent: int | None = None
     tokens_per_day: int | None = None
     tokens_per_month: int | None = None
+    usd_per_day: float | None = None
+    usd_per_month: float | None = None
 
     def allows_client(self, client_name: str) -> bool:
         return not self.clients or client_name in self.clients
@@ -127,3 +135,70 @@ class DomainRecord(_JsonRecord):
     verified: bool = False
     created_at: float = dataclasses.field(default_factory=time.time)
     verified_at: float | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AccountRecord(_JsonRecord):
+    """An account: a name for people and the limits that apply to the sum of its clients."""
+
+    account: str
+    name: str = ""
+    created_at: float = dataclasses.field(default_factory=time.time)
+    # Limits (docs/limits.md); None: no limit.
+    rpm: int | None = None
+    tpm: int | None = None
+    max_concurrent: int | None = None
+    tokens_per_day: int | None = None
+    tokens_per_month: int | None = None
+    usd_per_day: float | None = None
+    usd_per_month: float | None = None
+
+    def public_dict(self) -> dict[str, Any]:
+        return self.to_dict()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PriceRecord(_JsonRecord):
+    """An operator's price for a model, in dollars per million tokens (decimal strings, so no
+    float rounding creeps in); global when `account` is None, per client when `client` is set."""
+
+    model: str
+    input_per_mtok: str
+    output_per_mtok: str
+    cached_input_per_mtok: str | None = None
+    account: str | None = None
+    client: str | None = None
+    updated_at: float = dataclasses.field(default_factory=time.time)
+
+    @property
+    def level(self) -> str:
+        if self.client is not None:
+            return "client"
+        return "account" if self.account is not None else "global"
+
+    def public_dict(self) -> dict[str, Any]:
+        return {**self.to_dict(), "level": self.level}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AdminTokenRecord(_JsonRecord):
+    """An account-scoped admin token, stored as an HMAC of the token (never the token)."""
+
+    id: str
+    account: str
+    hash: str
+    name: str = ""
+    read_only: bool = False
+    created_at: float = dataclasses.field(default_factory=time.time)
+    expires_at: float | None = None
+    revoked_at: float | None = None
+
+    def is_active(self, now: float) -> bool:
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or now < self.expires_at
+
+    def public_dict(self) -> dict[str, Any]:
+        data = self.to_dict()
+        del data["hash"]
+        return data

@@ -66,10 +66,13 @@
     const l = stats.latency_ms;
     text($("t-latency"), fmt(l.p50, 0) + " / " + fmt(l.p95, 0) + " / " + fmt(l.p99, 0));
     text($("t-tokens"), stats.tokens.total);
+    text($("t-cost"), usd(stats.cost.total));
     const s = stats.series || [];
     chart("chart-rate", [{ cls: "rate", values: s.map((b) => b.requests / bucket) }]);
     chart("chart-errors", [{ cls: "errors", values: s.map((b) => b.error_rate * 100) }]);
     chart("chart-latency", ["p50", "p95", "p99"].map((p) => ({ cls: p, values: s.map((b) => b.latency_ms[p]) })));
+    chart("chart-cost", [{ cls: "cost", values: s.map((b) => b.cost.total) }]);
+    renderAccounts(stats.by_account);
     const tokens = $("tokens");
     tokens.replaceChildren();
     const entries = Object.entries(stats.tokens_by_account);
@@ -83,6 +86,26 @@
       bar.appendChild(fill);
       bar.appendChild(text(document.createElement("b"), n));
       tokens.appendChild(bar);
+    });
+  }
+
+  function usd(n) { return n < 0.01 && n > 0 ? "$" + n.toPrecision(2) : "$" + n.toFixed(2); }
+
+  // One row per account (a scoped admin token's stats hold its own account only).
+  function renderAccounts(byAccount) {
+    const body = $("accounts");
+    body.replaceChildren();
+    Object.entries(byAccount).forEach(([account, t]) => {
+      const row = document.createElement("tr");
+      row.dataset.account = account;
+      cell(row, account);
+      cell(row, t.requests);
+      cell(row, fmt(t.error_rate * 100, 1) + "%");
+      cell(row, fmt(t.latency_ms.p50, 0));
+      cell(row, fmt(t.latency_ms.p95, 0));
+      cell(row, t.tokens.total);
+      cell(row, usd(t.cost.total));
+      body.appendChild(row);
     });
   }
 
