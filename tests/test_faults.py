@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import orjson
-import redis as sync_redis_lib
 from redis.asyncio import Redis
 
 from gateway.redis_server import EmbeddedRedis
@@ -34,6 +32,7 @@ from tests.support.gateway_process import (
     metric,
     wait_for_port,
 )
+from tests.support.journal_helpers import journal_ids_sync, journal_records
 from tests.support.secret_scan import register_log_file
 
 CHAT = {"model": "echo-1", "messages": [{"role": "user", "content": "load"}]}
@@ -57,12 +56,7 @@ class Answered:
 
 
 def journal_ids(redis_url: str) -> list[str]:
-    client = sync_redis_lib.Redis.from_url(redis_url)
-    try:
-        entries: Any = client.xrange("gw:{journal}:all", "-", "+")
-        return [fields[b"request_id"].decode() for _id, fields in entries]
-    finally:
-        client.close()
+    return journal_ids_sync(redis_url)
 
 
 async def wait_for_journal(redis_url: str, count: int, within: float = 20.0) -> list[str]:
@@ -202,8 +196,7 @@ async def test_upstream_killed_mid_stream(redis: Redis, redis_url: str, tmp_path
 
 
 async def journal_records_of(redis: Redis) -> list[dict[str, Any]]:
-    entries: Any = await redis.xrange("gw:{journal}:all", "-", "+")
-    return [orjson.loads(fields[b"record"]) for _id, fields in entries]
+    return await journal_records(redis)
 
 
 async def test_clients_leave_mid_stream(redis: Redis, redis_url: str, tmp_path: Path) -> None:

@@ -20,13 +20,13 @@ from typing import Any
 
 import openai
 import orjson
-import redis as sync_redis_lib
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from gateway.store.redis import create_redis
 from tests.conftest import Tenant, make_tenant
 from tests.support.gateway_process import gateway_process, metric
+from tests.support.journal_helpers import journal_ids_sync
 from tests.support.raw_http import RawResponse, exchange
 from tests.support.secret_scan import register_log_file
 from tests.test_connection import parser_cases
@@ -200,12 +200,7 @@ def bad_request(draw: st.DrawFn, tenants: list[Tenant]) -> bytes:
 
 
 def journal_ids(redis_url: str) -> list[str]:
-    client = sync_redis_lib.Redis.from_url(redis_url)
-    try:
-        entries: Any = client.xrange("gw:{journal}:all", "-", "+")
-        return [fields[b"request_id"].decode() for _id, fields in entries]
-    finally:
-        client.close()
+    return journal_ids_sync(redis_url)
 
 
 def make_tenants(redis_url: str) -> list[Tenant]:

@@ -98,7 +98,10 @@ async def test_the_check_script_refuses_out_of_range_arguments_before_any_write(
     rpm_key = keys.limit_requests(account, scope)
     check = redis.register_script(scripts.CHECK)
     day_key = keys.budget_day(account, scope, "20260101")
-    args: list[str | int] = ["member", HUGE, 60_000, 900_000, 2, "r", 100, 0, "d", 10**15, 86400]
+    # ARGV: member, estimate, window, lease, n, estimate_usd, then (kind, limit, ttl) per check.
+    args: list[str | int] = [
+        "member", HUGE, 60_000, 900_000, 2, 0, "r", 100, 0, "d", 10**15, 86400
+    ]  # fmt: skip
     with pytest.raises(ResponseError, match="out of range"):
         await check(keys=[rpm_key, day_key], args=args)
     assert await redis.exists(rpm_key, day_key) == 0

@@ -130,7 +130,7 @@ def test_an_openai_client_with_deployments_needs_no_upstream_url(
 ) -> None:
     base = ("--account", ACCOUNT, "--provider", "openai")
     assert main(["clients", "add", CLIENT, *base]) == 1
-    assert "needs --upstream-url (or a policy with deployments)" in capsys.readouterr().err
+    assert "--upstream-url) or a policy with deployments" in capsys.readouterr().err
     policy_file = tmp_path / "policy.json"
     policy_file.write_text('{"deployments": ["https://a.example/v1"]}', encoding="utf-8")
     record = _run(capsys, "clients", "add", CLIENT, *base, "--policy-file", str(policy_file))

@@ -92,7 +92,10 @@ def limit_changes(args: argparse.Namespace) -> dict[str, Any]:
             raise InvalidRequestError(
                 f"{option} {value} is larger than the limit's most, {MAX_LIMIT}"
             )
-        changes[name] = None if value == _CLEAR else int(value)
+        if value == _CLEAR:
+            changes[name] = None
+        else:  # dollar amounts keep their cents; counts are whole
+            changes[name] = value if name in USD_FIELDS else int(value)
     return changes
 
 

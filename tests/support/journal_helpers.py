@@ -93,6 +93,21 @@ async def wait_for_record(redis: Redis, request_id: str, within: float = 10.0) -
         await asyncio.sleep(0.02)
 
 
+def journal_ids_sync(url: str) -> list[str]:
+    """The request ids of every record in the global journal (all shards), oldest first: for
+    tests that watch a `gateway serve` process from a thread."""
+    client = sync_redis.Redis.from_url(url, socket_timeout=5)
+    merged: list[tuple[int, bytes, Any]] = []
+    try:
+        for index, stream in enumerate(GLOBAL_STREAMS):
+            entries: Any = client.xrange(stream, "-", "+")
+            merged.extend((index, entry_id, raw) for entry_id, raw in entries)
+    finally:
+        client.close()
+    merged.sort(key=_entry_order)
+    return [raw[b"request_id"].decode() for _index, _id, raw in merged]
+
+
 def validate_all_records(url: str) -> int:
     """Check every record left in the journal at `url` (run after a test); returns how many."""
     if "+cluster://" in url:  # a Redis Cluster (tests/support/redis_cluster.py)
