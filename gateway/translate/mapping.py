@@ -50,11 +50,12 @@ def stop_reason(finish: str | None) -> str | None:
 
 
 def effort_for_budget(budget: int) -> str:
-    """The least effort whose budget covers `budget` (a budget above every one is `xhigh`)."""
+    """The greatest effort whose budget `budget` reaches (`low` below them all)."""
+    chosen = "low"
     for effort, tokens in THINKING_BUDGETS.items():
-        if effort != "minimal" and budget <= tokens:
-            return effort
-    return "xhigh"
+        if effort != "minimal" and budget >= tokens:
+            chosen = effort
+    return chosen
 
 
 def _count(usage: dict[str, Any], name: str) -> int:

@@ -116,8 +116,9 @@ def _thinking(out: dict[str, Any], data: dict[str, Any]) -> None:
     if data.get("max_completion_tokens") is None and data.get("max_tokens") is None:
         out["max_tokens"] = budget + mapping.DEFAULT_MAX_TOKENS
     elif out["max_tokens"] <= budget:
+        given = "max_completion_tokens" if data.get("max_completion_tokens") else "max_tokens"
         invalid(
-            "max_tokens",
+            given,
             f"must exceed the thinking budget of {budget} tokens that reasoning_effort "
             f"{effort!r} maps to",
         )
