@@ -1,7 +1,8 @@
 """A real Anthropic Messages API upstream for the tests, served by aiohttp on a loopback port.
 
-It speaks the API as Anthropic documents it: `x-api-key` and `anthropic-version` are required
-(401 `authentication_error`, 400 `invalid_request_error`), `model`, `messages` and `max_tokens`
+It speaks the API as Anthropic documents it: a key (`x-api-key`, or `Authorization: Bearer`, which
+the SDK sends since 2.x) and `anthropic-version` are required (401 `authentication_error`, 400
+`invalid_request_error`), `model`, `messages` and `max_tokens`
 too; replies are a `message`, or with `stream: true` the exact event sequence (`message_start`
 with input usage, `content_block_start`, `ping`, `content_block_delta`s, `content_block_stop`,
 `message_delta` with `stop_reason` and cumulative usage, `message_stop`); errors are
@@ -201,7 +202,8 @@ class AnthropicUpstream:
             request.method, request.path, dict(request.headers), await request.read()
         )
         self.seen.append(seen)
-        if request.headers.get("x-api-key") != UPSTREAM_KEY:
+        bearer = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if UPSTREAM_KEY not in (request.headers.get("x-api-key"), bearer):
             return error_response(401, "invalid x-api-key")
         if not request.headers.get("anthropic-version"):
             return error_response(400, "anthropic-version: header is required")
