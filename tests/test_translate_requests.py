@@ -202,6 +202,13 @@ def test_reasoning_effort_maps_to_a_thinking_budget(effort: str) -> None:
     assert refused(to_anthropic_request, low).param == "max_completion_tokens"
 
 
+def test_response_format() -> None:
+    assert "output_config" not in to_anthropic_request(chat(response_format={"type": "text"}))
+    spec = {"name": "answer", "description": "d", "schema": WEATHER, "strict": True}
+    out = to_anthropic_request(chat(response_format={"type": "json_schema", "json_schema": spec}))
+    assert out["output_config"] == {"format": {"type": "json_schema", "schema": WEATHER}}
+
+
 def test_reasoning_effort_none_disables_thinking() -> None:
     assert to_anthropic_request(chat(reasoning_effort="none"))["thinking"] == {"type": "disabled"}
 
@@ -217,7 +224,20 @@ def test_reasoning_effort_none_disables_thinking() -> None:
         ({"top_logprobs": 2}, "top_logprobs"),
         ({"logit_bias": {"1": 2}}, "logit_bias"),
         ({"seed": 4}, "seed"),
-        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"response_format": {"type": "json_object"}}, "response_format.type"),
+        (
+            {
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": "x", "schema": {}, "strict": False},
+                }
+            },
+            "response_format.json_schema.strict",
+        ),
+        (
+            {"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}},
+            "response_format.json_schema.schema",
+        ),
         ({"functions": [{"name": "f"}]}, "functions"),
         ({"modalities": ["text", "audio"]}, "modalities"),
         ({"audio": {"voice": "alloy"}}, "audio"),
@@ -543,6 +563,15 @@ def anthropic(**fields: Any) -> dict[str, Any]:
         ),
         ({"stream": False}, {}),
         ({"metadata": {}}, {}),
+        (
+            {"output_config": {"format": {"type": "json_schema", "schema": {"type": "object"}}}},
+            {
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": "output", "schema": {"type": "object"}, "strict": True},
+                }
+            },
+        ),
     ],
 )
 def test_anthropic_forms(fields: dict[str, Any], expected: dict[str, Any]) -> None:
@@ -565,7 +594,11 @@ def test_anthropic_forms(fields: dict[str, Any], expected: dict[str, Any]) -> No
         ({"temperature": 2}, "temperature"),
         ({"metadata": {"user_id": "u", "other": 1}}, "metadata.other"),
         ({"output_config": {"effort": "max"}}, "output_config.effort"),
-        ({"output_config": {"format": {"type": "json_schema"}}}, "output_config.format"),
+        ({"output_config": {"format": {"type": "json_schema"}}}, "output_config.format.schema"),
+        (
+            {"output_config": {"format": {"type": "regex", "schema": {}}}},
+            "output_config.format.type",
+        ),
         ({"thinking": {"type": "enabled", "budget_tokens": 100}}, "thinking.budget_tokens"),
         ({"thinking": {"type": "sometimes"}}, "thinking.type"),
         ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools.0.type"),

@@ -50,6 +50,7 @@ _MAPPED = frozenset(
         "tool_choice",
         "parallel_tool_calls",
         "reasoning_effort",
+        "response_format",
         "user",
     }
 )
@@ -91,7 +92,28 @@ def to_anthropic_request(data: dict[str, Any]) -> dict[str, Any]:
         out["metadata"] = {"user_id": expect_str(data["user"], "user")}
     if data.get("reasoning_effort") is not None:
         _thinking(out, data)
+    if data.get("response_format") is not None:
+        _response_format(out, expect_dict(data["response_format"], "response_format"))
     return out
+
+
+def _response_format(out: dict[str, Any], value: dict[str, Any]) -> None:
+    """`json_schema` becomes Anthropic's structured output (`output_config.format`); its `name`
+    and `description` are labels only. `text` is the default; `json_object` has no equivalent."""
+    kind = value.get("type")
+    if kind == "text":
+        check_keys(value, frozenset({"type"}), "response_format.")
+        return
+    if kind != "json_schema":
+        refuse("response_format.type", "only text and json_schema can be translated")
+    check_keys(value, frozenset({"type", "json_schema"}), "response_format.")
+    spec = expect_dict(value.get("json_schema"), "response_format.json_schema")
+    allowed = frozenset({"name", "description", "schema", "strict"})
+    check_keys(spec, allowed, "response_format.json_schema.")
+    if spec.get("strict") is False:
+        refuse("response_format.json_schema.strict", "Anthropic's structured output is strict")
+    schema = expect_dict(spec.get("schema"), "response_format.json_schema.schema")
+    out["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
 
 
 def _max_tokens(data: dict[str, Any]) -> int:

@@ -82,7 +82,27 @@ def to_openai_request(data: dict[str, Any]) -> dict[str, Any]:
     effort = _effort(data)
     if effort is not None:
         out["reasoning_effort"] = effort
+    response_format = _response_format(data)
+    if response_format is not None:
+        out["response_format"] = response_format
     return out
+
+
+def _response_format(data: dict[str, Any]) -> dict[str, Any] | None:
+    """`output_config.format` (a JSON schema) as OpenAI's strict `json_schema` response format."""
+    config = data.get("output_config")
+    value = config.get("format") if isinstance(config, dict) else None
+    if value is None:
+        return None
+    spec = expect_dict(value, "output_config.format")
+    check_keys(spec, frozenset({"type", "schema"}), "output_config.format.")
+    if spec.get("type") != "json_schema":
+        invalid("output_config.format.type", "must be json_schema")
+    schema = expect_dict(spec.get("schema"), "output_config.format.schema")
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": "output", "schema": schema, "strict": True},
+    }
 
 
 def _system(value: Any) -> list[dict[str, Any]]:
@@ -261,7 +281,7 @@ def _effort(data: dict[str, Any]) -> str | None:
     effort: str | None = None
     if data.get("output_config") is not None:
         config = expect_dict(data["output_config"], "output_config")
-        check_keys(config, frozenset({"effort"}), "output_config.")
+        check_keys(config, frozenset({"effort", "format"}), "output_config.")
         if config.get("effort") is not None:
             effort = expect_str(config["effort"], "output_config.effort")
             if effort not in mapping.SHARED_EFFORTS:
