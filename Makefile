@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+#: The suite's third-party handler package (tests/support/thirdparty), for the test venv only.
+TEST_STAMP := $(VENV)/.test-installed
 
 .PHONY: install run test lint fmt bench clean
 
@@ -14,6 +16,10 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev,embedded]'
 	touch $(STAMP)
+
+$(TEST_STAMP): $(STAMP) tests/support/thirdparty/pyproject.toml
+	$(BIN)/pip install --quiet -e tests/support/thirdparty
+	touch $(TEST_STAMP)
 
 run: install
 	$(BIN)/gateway serve --demo
@@ -29,7 +35,7 @@ fmt: install
 	$(BIN)/ruff format $(LINTED)
 	$(BIN)/ruff check --fix $(LINTED)
 
-test: lint
+test: lint $(TEST_STAMP)
 	$(BIN)/pytest
 
 bench: install

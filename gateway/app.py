@@ -6,17 +6,16 @@ import asyncio
 import contextlib
 import ipaddress
 from collections.abc import AsyncIterator
-from typing import cast
 
 from aiohttp import web
-from redis.asyncio import Redis, RedisCluster
+from redis.asyncio import RedisCluster
 
 from gateway import appkeys
 from gateway.auth import KeyVerifier
 from gateway.cache import InvalidationListener, TtlCache
 from gateway.config import Settings
 from gateway.errors import ConfigError
-from gateway.handlers.registry import HandlerDependencies, create_registry
+from gateway.handlers.registry import create_registry
 from gateway.journal.redact import RedactionPolicy
 from gateway.journal.writer import JournalOptions, JournalWriter
 from gateway.limits.admin import LimiterCollector
@@ -25,11 +24,13 @@ from gateway.limits.metering import Metering
 from gateway.limits.usage import UsageRecorder
 from gateway.metrics import GatewayMetrics
 from gateway.middlewares import request_middleware, stamp_response
+from gateway.protocols import HandlerDependencies
+from gateway.routes import add_routes
 from gateway.store.records import ApiKeyRecord, ClientRecord
+from gateway.store.redis import create_redis
 from gateway.store.repositories import ApiKeyRepository, ClientRepository, DomainRepository
 from gateway.tenancy import TenantResolver
-from gateway.upstream import create_upstream_session
-from gateway.views import add_routes
+from gateway.upstream.transport import UpstreamTransport, create_upstream_session
 
 #: Longest wait at start-up for the cache-invalidation subscription.
 SUBSCRIBE_WAIT = 2.0
@@ -43,23 +44,6 @@ def parse_trusted_proxies(value: str) -> tuple[appkeys.Network, ...]:
         except ValueError as exc:
             raise ConfigError(f"trusted_proxies: {item!r} is not an IP address or network") from exc
     return tuple(networks)
-
-
-#: URL schemes that name a Redis Cluster (any one node; the rest are discovered).
-CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
-
-
-def create_redis(url: str) -> Redis:
-    """A client for `url`; `redis+cluster://host:port` (or `rediss+cluster://`) is a Redis
-    Cluster. The cluster client speaks the same commands for everything the gateway does
-    (single-key commands, same-slot scripts, non-transactional pipelines, pub/sub), so it is
-    handed around under the `Redis` type."""
-    if url.startswith(CLUSTER_SCHEMES):
-        cluster = RedisCluster.from_url(
-            url.replace("+cluster", "", 1), socket_connect_timeout=2.0, socket_timeout=5.0
-        )
-        return cast(Redis, cluster)
-    return Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
 
 
 def create_app(settings: Settings, secret: str) -> web.Application:
@@ -93,7 +77,8 @@ async def _upstream_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[appkeys.SETTINGS]
     session = create_upstream_session(settings)
     app[appkeys.UPSTREAM_SESSION] = session
-    app[appkeys.PROVIDERS] = create_registry(HandlerDependencies(settings, session))
+    transport = UpstreamTransport(session, settings)
+    app[appkeys.PROVIDERS] = create_registry(HandlerDependencies(settings, transport))
     yield
     await session.close()
 

@@ -10,10 +10,10 @@ from redis.asyncio import Redis
 
 from gateway.auth import KeyVerifier
 from gateway.config import Settings
+from gateway.handlers.registry import Providers
 from gateway.journal.writer import JournalWriter
 from gateway.limits.metering import Metering
 from gateway.metrics import GatewayMetrics
-from gateway.protocols import Provider
 from gateway.tenancy import TenantResolver
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -23,7 +23,7 @@ SECRET = web.AppKey("secret", str)
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", tuple[Network, ...])
 REDIS = web.AppKey("redis", Redis)
 UPSTREAM_SESSION = web.AppKey("upstream_session", aiohttp.ClientSession)
-PROVIDERS = web.AppKey("providers", dict[str, Provider])
+PROVIDERS = web.AppKey("providers", Providers)
 RESOLVER = web.AppKey("resolver", TenantResolver)
 VERIFIER = web.AppKey("verifier", KeyVerifier)
 JOURNAL = web.AppKey("journal", JournalWriter)

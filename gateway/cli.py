@@ -22,7 +22,6 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway import __version__
-from gateway.app import create_redis
 from gateway.config import Settings, load_settings, read_or_create_token, resolve_secret
 from gateway.demo import DEMO_ADMIN_TOKEN_FILE
 from gateway.domains import (
@@ -33,7 +32,7 @@ from gateway.domains import (
     verify_domain,
 )
 from gateway.errors import GatewayError, InvalidRequestError
-from gateway.handlers.registry import provider_names
+from gateway.handlers.registry import needs_upstream_url, provider_names
 from gateway.journal.cli import add_journal_commands
 from gateway.keys_service import issue_key
 from gateway.limits.cli import add_limit_arguments, limit_changes, limits_text, usage_report
@@ -41,6 +40,7 @@ from gateway.plugins.cli import add_plugin_commands
 from gateway.policy_cli import add_policy_arguments, apply_policy_arguments
 from gateway.server import redis_for, serve
 from gateway.store.records import ClientRecord
+from gateway.store.redis import create_redis
 from gateway.store.repositories import ApiKeyRepository, ClientRepository, DomainRepository
 from gateway.tenancy import is_account_number, is_client_name
 
@@ -96,7 +96,7 @@ async def clients_add(args: argparse.Namespace, settings: Settings, redis: Redis
         raise InvalidRequestError(
             f"unknown provider {args.provider!r}; installed: {', '.join(provider_names())}"
         )
-    if args.provider in ("openai", "azure") and not args.upstream_url:
+    if needs_upstream_url(args.provider) and not args.upstream_url:
         raise InvalidRequestError(f"provider {args.provider!r} needs --upstream-url")
     record = ClientRecord(
         account=args.account,

@@ -41,6 +41,7 @@ class Settings:
     upstream_retry_after_max: float = 30.0
     max_body_bytes: int = 4 * 1024 * 1024
     trusted_proxies: str = ""
+    path_routing: bool = True
     var_dir: str = "var"
     cache_ttl: float = 5.0
     journal_enabled: bool = True

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import yaml
 
-from gateway.policy import PolicyError
+from gateway.errors import PolicyError
 
 
 def read_document(path: Path, what: str) -> dict[str, Any]:

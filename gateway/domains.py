@@ -14,17 +14,13 @@ import dns.asyncresolver
 import dns.exception
 import dns.resolver
 
-from gateway.errors import InvalidRequestError, NotFoundError
+from gateway.errors import DomainVerificationError, InvalidRequestError, NotFoundError
 from gateway.store.records import DomainRecord
 from gateway.store.repositories import ClientRepository, DomainRepository
 from gateway.tenancy import normalise_host
 
 CHALLENGE_LABEL = "_gateway-challenge"
 CHALLENGE_PREFIX = "gateway-verify="
-
-
-class DomainVerificationError(InvalidRequestError):
-    default_code = "domain_not_verified"
 
 
 def challenge_name(hostname: str) -> str:

@@ -1,22 +1,31 @@
-"""The gateway's exceptions, each rendered as an OpenAI-shaped error body.
+"""Every exception of the gateway, in one tree. GatewayErrors render as an API error body.
 
-    GatewayError                     (500, api_error)
+    GatewayError                     (500, api_error) answered to the caller in its API's shape
     ├── ConfigError                  settings or environment are wrong (CLI exit 1)
     ├── NotFoundError                (404) unknown host, record or route
     ├── AuthenticationError          (401) missing, malformed, unknown, revoked or expired key
     ├── PermissionDeniedError        (403) a valid key that may not use this client
     ├── InvalidRequestError          (400) bad JSON, wrong types, missing fields
+    │   └── DomainVerificationError  (400) a custom domain's TXT challenge is not there
     ├── MethodNotAllowedError        (405)
     ├── PayloadTooLargeError         (413)
     ├── UnsupportedMediaTypeError    (415)
+    ├── RecordExistsError            (409) the CLI or admin API would overwrite a record
     ├── RateLimitError               (429) a request, token or concurrency limit is reached
     ├── QuotaExceededError           (429) a token budget (per day or month) is used up
     ├── UpstreamError                (502) the upstream could not be reached or answered nonsense
     │   └── UpstreamTimeoutError     (504)
     └── ServiceUnavailableError      (503) Redis or another dependency is down
+    PolicyError (ValueError)         a policy document or flag is malformed (CLI exit 1)
+    FilterError (ValueError)         a journal filter cannot be used (CLI exit 2, admin 400)
+    PluginRefusedError               a tool plugin's request was refused before it was sent
+    ToolFailedError                  a tool ran but gave no answer (the model is told, not the
+                                     tenant: neither ever fails a request)
 
 `code` is a stable machine-readable string; `message` is for people. Handlers raise these and the
-error middleware renders them, so SDKs raise their usual exceptions (`openai.NotFoundError`, ...).
+request middleware renders them, so SDKs raise their usual exceptions (`openai.NotFoundError`, ...).
+Client-library errors from upstreams become UpstreamErrors in one place:
+`gateway.upstream.errors.upstream_errors`.
 """
 
 from __future__ import annotations
@@ -140,3 +149,29 @@ class QuotaExceededError(GatewayError):
     status = 429
     error_type = "insufficient_quota"
     default_code = "insufficient_quota"
+
+
+class RecordExistsError(GatewayError):
+    status = 409
+    error_type = "invalid_request_error"
+    default_code = "already_exists"
+
+
+class DomainVerificationError(InvalidRequestError):
+    default_code = "domain_not_verified"
+
+
+class PolicyError(ValueError):
+    """A policy document or flag is malformed (the CLI reports it, exit 1)."""
+
+
+class FilterError(ValueError):
+    """A filter value that cannot be used (the message says why)."""
+
+
+class PluginRefusedError(Exception):
+    """The plugin's request was refused before anything was sent."""
+
+
+class ToolFailedError(Exception):
+    """The tool ran but could not produce an answer."""

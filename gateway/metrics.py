@@ -93,8 +93,8 @@ class GatewayMetrics:
             series.ttfb.observe(latency["ttfb"] / 1000.0)
         usage = record["usage"]
         if usage:
-            series.prompt_tokens.inc(usage["prompt_tokens"])
-            series.completion_tokens.inc(usage["completion_tokens"])
+            series.prompt_tokens.inc(usage["input_tokens"])
+            series.completion_tokens.inc(usage["output_tokens"])
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,24 +1,30 @@
-"""The request middleware: request id, timing, error rendering, journal and access log.
+"""The request middleware: the pipeline's first and last stage.
 
-One middleware does all of it because all of it needs the request's final outcome, and each
-middleware layer costs time on the hot path. Every exception becomes an OpenAI-shaped response;
-a cancelled request (the client went away) is journaled as `client_disconnected`.
+It gives the request its id and its `Exchange`, renders every exception in the caller's API error
+shape, and, whatever happened, hands the request to the journal and writes its access line. One
+middleware does all of it because all of it needs the request's final outcome, and each
+middleware layer costs time on the hot path.
+
+Request ids are the gateway's own, 96 random bits (`req_` + 24 hex digits): unguessable, so no
+caller can aim a record at another request's id. Only a configured trusted proxy's
+`X-Request-Id` is kept. A caller's `X-Client-Request-Id` is kept in the record as
+`client_request_id` and echoed back. A client that goes away is journaled with the status that
+was sent (499 when nothing was) and outcome `client_disconnected`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import re
 import time
+from collections.abc import Callable
 
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway import appkeys
-from gateway.context import REQUEST_CONTEXT, RequestContext
 from gateway.errors import (
     GatewayError,
     InvalidRequestError,
@@ -26,11 +32,15 @@ from gateway.errors import (
     NotFoundError,
     PayloadTooLargeError,
 )
+from gateway.exchange import EXCHANGE, ApiFormat, Exchange
 from gateway.journal.record import build_record
+from gateway.pipeline import peer_is_trusted
 
 log = structlog.get_logger("gateway.access")
 
-_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+#: Bytes of randomness in a request id (96 bits).
+_REQUEST_ID_BYTES = 12
 
 #: Status code to journal outcome when the code path did not name one.
 _OUTCOMES = {
@@ -41,18 +51,26 @@ _OUTCOMES = {
     499: "client_disconnected",
 }
 
+#: How each API renders a gateway error (a provider route registers its own shape here).
+ERROR_RENDERERS: dict[ApiFormat, Callable[[GatewayError], bytes]] = {
+    "openai": GatewayError.to_bytes,
+}
 
-#: Request ids are a random per-process prefix and a counter: unique across processes and
-#: restarts for all practical purposes, and cheaper than fresh randomness per request.
-_REQUEST_ID_PREFIX = "req_" + os.urandom(8).hex()
-_request_counter = itertools.count(1)
+
+def new_request_id() -> str:
+    return "req_" + os.urandom(_REQUEST_ID_BYTES).hex()
 
 
-def request_id_for(incoming: str | None) -> str:
-    """Keep a caller's id when it is a short safe token; otherwise make one."""
-    if incoming and _SAFE_REQUEST_ID.fullmatch(incoming):
-        return incoming
-    return f"{_REQUEST_ID_PREFIX}{next(_request_counter):08x}"
+def request_ids(request: web.Request) -> tuple[str, str | None]:
+    """(the request id, the caller's own id when it sent a safe one)."""
+    headers = request.headers
+    client_id = headers.get("X-Client-Request-Id")
+    if client_id is not None and not _SAFE_ID.fullmatch(client_id):
+        client_id = None
+    incoming = headers.get("X-Request-Id")
+    if incoming and _SAFE_ID.fullmatch(incoming) and peer_is_trusted(request):
+        return incoming, client_id
+    return new_request_id(), client_id
 
 
 def outcome_for(status: int) -> str:
@@ -67,10 +85,11 @@ def outcome_for(status: int) -> str:
     return "bad_request" if status < 500 else "internal_error"
 
 
-def error_response(error: GatewayError) -> web.Response:
+def error_response(error: GatewayError, api: ApiFormat) -> web.Response:
+    render = ERROR_RENDERERS.get(api, GatewayError.to_bytes)
     return web.Response(
         status=error.status,
-        body=error.to_bytes(),
+        body=render(error),
         content_type="application/json",
         headers=error.headers,
     )
@@ -98,78 +117,85 @@ def from_http_exception(request: web.Request, exc: web.HTTPException) -> Gateway
 
 @web.middleware
 async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    ctx = RequestContext(request_id=request_id_for(request.headers.get("X-Request-Id")))
-    request[REQUEST_CONTEXT] = ctx
+    request_id, client_request_id = request_ids(request)
+    exchange = Exchange(request_id, client_request_id)
+    request[EXCHANGE] = exchange
     try:
         response = await handler(request)
     except GatewayError as exc:
-        ctx.error = ctx.error or exc.to_body()["error"]
-        response = error_response(exc)
+        response = _failed(exchange, exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        error = from_http_exception(request, exc)
-        ctx.error = error.to_body()["error"]
-        response = error_response(error)
+        response = _failed(exchange, from_http_exception(request, exc))
     except asyncio.CancelledError:
-        ctx.outcome = "client_disconnected"
-        finish(request, ctx, 499)
+        exchange.ended("client_disconnected")
+        finish(request, exchange, exchange.sent_status or 499)
         raise
     except ConnectionResetError:
         # The client hung up while we read its body (upstream resets are UpstreamErrors):
         # nothing can be answered, but the request is journaled like any other.
-        ctx.outcome = "client_disconnected"
-        finish(request, ctx, 499)
+        exchange.ended("client_disconnected")
+        finish(request, exchange, exchange.sent_status or 499)
         return web.Response(status=499)
     except Exception:
-        log.exception("request_failed", request_id=ctx.request_id)
-        error = GatewayError("the gateway failed to handle this request")
-        ctx.error = error.to_body()["error"]
-        response = error_response(error)
-    finish(request, ctx, response.status, response)
+        log.exception("request_failed", request_id=exchange.request_id)
+        response = _failed(exchange, GatewayError("the gateway failed to handle this request"))
+    finish(request, exchange, response.status, response)
     return response
+
+
+def _failed(exchange: Exchange, error: GatewayError) -> web.Response:
+    if exchange.error is None:
+        exchange.error = error.to_body()["error"]
+    return error_response(error, exchange.api)
 
 
 def finish(
     request: web.Request,
-    ctx: RequestContext,
+    exchange: Exchange,
     status: int,
     response: web.StreamResponse | None = None,
 ) -> None:
     """Journal the request (the writer also feeds /metrics) and write its access-log line."""
     finished = time.perf_counter()
-    if ctx.outcome is None:
-        ctx.outcome = outcome_for(status)
+    if exchange.outcome is None:
+        exchange.outcome = outcome_for(status)
     app = request.app
-    app[appkeys.JOURNAL].submit(build_record(request, ctx, status, finished, response))
+    app[appkeys.JOURNAL].submit(build_record(request, exchange, status, finished, response))
     if app[appkeys.SETTINGS].access_log:
+        client = exchange.client
         log.info(
             "request_handled",
-            request_id=ctx.request_id,
+            request_id=exchange.request_id,
             method=request.method,
             path=request.path[:200],
             status=status,
-            outcome=ctx.outcome,
-            latency_ms=round((finished - ctx.started) * 1000.0, 3),
-            account=ctx.client.account if ctx.client else None,
-            client=ctx.client.name if ctx.client else None,
-            key_id=ctx.user.key_id if ctx.user else None,
+            outcome=exchange.outcome,
+            latency_ms=round((finished - exchange.started) * 1000.0, 3),
+            account=client.account if client else None,
+            client=client.name if client else None,
+            key_id=exchange.identity.user.key_id if exchange.identity else None,
         )
 
 
 async def stamp_response(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: request id and CORS headers on every response, streams included."""
-    ctx = request.get(REQUEST_CONTEXT)
-    if ctx is None:
+    """on_response_prepare: request ids and CORS headers on every response, streams included."""
+    exchange = request.get(EXCHANGE)
+    if exchange is None:
         return
-    response.headers["x-request-id"] = ctx.request_id
-    if ctx.extra_headers:
-        response.headers.update(ctx.extra_headers)
+    headers = response.headers
+    headers["x-request-id"] = exchange.request_id
+    if exchange.client_request_id is not None:
+        headers["x-client-request-id"] = exchange.client_request_id
+    if exchange.extra_headers:
+        headers.update(exchange.extra_headers)
     origin = request.headers.get("Origin")
-    if origin and ctx.client is not None and origin_allowed(origin, ctx.client.cors_origins):
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Access-Control-Expose-Headers"] = "x-request-id"
-        response.headers["Vary"] = "Origin"
+    client = exchange.client
+    if origin and client is not None and origin_allowed(origin, client.cors_origins):
+        headers["Access-Control-Allow-Origin"] = origin
+        headers["Access-Control-Expose-Headers"] = "x-request-id, x-client-request-id"
+        headers["Vary"] = "Origin"
 
 
 def origin_allowed(origin: str, allowed: tuple[str, ...]) -> bool:

@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 
 from gateway.documents import read_document
-from gateway.errors import InvalidRequestError
-from gateway.policy import MODES, SYSTEM_PROMPT_MODES, ClientPolicy, PolicyError
+from gateway.errors import InvalidRequestError, PolicyError
+from gateway.rewrite import MODES, SYSTEM_PROMPT_MODES, ClientPolicy
 from gateway.store.records import ClientRecord
 
 _MAPS = ("aliases", "defaults", "forced", "upstream_headers")

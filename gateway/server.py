@@ -21,11 +21,12 @@ from aiohttp import web
 
 from gateway import appkeys
 from gateway.admin.app import create_admin_app
-from gateway.app import create_app, create_redis
+from gateway.app import create_app
 from gateway.config import Settings
 from gateway.demo import demo_instructions, ensure_demo_tenant
 from gateway.logs import configure_logging
 from gateway.redis_server import embedded_redis_url
+from gateway.store.redis import create_redis
 
 log = structlog.get_logger("gateway.server")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -28,8 +29,11 @@ def too_large(limit: int) -> PayloadTooLargeError:
     return PayloadTooLargeError(f"request body is larger than the limit of {limit} bytes")
 
 
-async def read_json_object(request: web.Request, limit: int) -> tuple[bytes, dict[str, Any]]:
-    """The raw body and its parsed JSON object."""
+async def read_json_object(
+    request: web.Request, limit: int, received: Callable[[bytes], None]
+) -> dict[str, Any]:
+    """The parsed JSON object of the body; `received` gets the raw bytes first (the journal
+    keeps them even when they turn out not to be valid)."""
     content_type = request.headers.get("Content-Type")
     if not is_json_content_type(content_type):
         raise UnsupportedMediaTypeError(
@@ -41,6 +45,7 @@ async def read_json_object(request: web.Request, limit: int) -> tuple[bytes, dic
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
         raise too_large(limit) from exc
+    received(raw)
     if not raw.strip():
         raise InvalidRequestError("request body is empty: expected a JSON object")
     try:
@@ -49,7 +54,7 @@ async def read_json_object(request: web.Request, limit: int) -> tuple[bytes, dic
         raise InvalidRequestError(f"request body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise InvalidRequestError(f"request body must be a JSON object, not {type(data).__name__}")
-    return raw, data
+    return data
 
 
 def _require_string(data: dict[str, Any], name: str) -> str:

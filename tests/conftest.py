@@ -17,16 +17,17 @@ import redis as sync_redis_lib
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
-from gateway.app import create_app, create_redis
+from gateway.app import create_app
 from gateway.cli import main as cli_main
 from gateway.config import Settings
 from gateway.keys_service import issue_key
 from gateway.redis_server import EmbeddedRedis
 from gateway.store.records import ClientRecord
+from gateway.store.redis import create_redis
 from gateway.store.repositories import ApiKeyRepository, ClientRepository
-from tests.journal_helpers import validate_all_records
-from tests.redis_cluster import RedisClusterProcesses, cluster_ports
-from tests.upstream_server import UPSTREAM_KEY, UpstreamServer
+from tests.support.journal_helpers import validate_all_records
+from tests.support.redis_cluster import RedisClusterProcesses, cluster_ports
+from tests.support.upstream_server import UPSTREAM_KEY, UpstreamServer
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,9 +9,9 @@ import pytest
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
-from gateway.policy import ClientPolicy
+from gateway.rewrite import ClientPolicy
 from tests.conftest import make_tenant, sdk_kwargs
-from tests.upstream_server import UPSTREAM_KEY, UpstreamServer
+from tests.support.upstream_server import UPSTREAM_KEY, UpstreamServer
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
 from tests.conftest import make_tenant
-from tests.helpers import error_of, raw_request
+from tests.support.helpers import error_of, raw_request
 
 BODY = b'{"model": "echo-1", "messages": [{"role": "user", "content": "x"}]}'
 

@@ -18,7 +18,7 @@ from gateway import appkeys
 from gateway.admin.app import create_admin_app
 from gateway.config import Settings
 from tests.conftest import AiohttpServer
-from tests.journal_helpers import wait_for_records
+from tests.support.journal_helpers import wait_for_records
 
 TOKEN = "dashboard-test-token"
 CHROMIUM_ARGS = [

@@ -12,18 +12,12 @@ import pytest
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
-from gateway.domains import (
-    DomainVerificationError,
-    add_domain,
-    challenge_name,
-    challenge_value,
-    txt_values,
-    verify_domain,
-)
+from gateway.domains import add_domain, challenge_name, challenge_value, txt_values, verify_domain
+from gateway.errors import DomainVerificationError
 from gateway.store.records import DomainRecord
 from gateway.store.repositories import ClientRepository, DomainRepository
 from tests.conftest import ACCOUNT, Cli, Tenant, make_tenant, sdk_kwargs
-from tests.dns_server import TxtDnsServer
+from tests.support.dns_server import TxtDnsServer
 
 HOST = "api.acme.test"
 

@@ -14,9 +14,9 @@ from redis.asyncio import Redis
 from gateway.app import create_app
 from gateway.config import Settings
 from tests.conftest import TEST_SECRET, AiohttpServer, Tenant, free_port, make_tenant, sdk_kwargs
-from tests.helpers import error_of, raw_request
-from tests.journal_helpers import journal_record
-from tests.upstream_server import UpstreamServer
+from tests.support.helpers import error_of, raw_request
+from tests.support.journal_helpers import journal_record
+from tests.support.upstream_server import UpstreamServer
 
 MESSAGES: list[openai.types.chat.ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 PATH = "/v1/chat/completions"

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from gateway.store.repositories import ApiKeyRepository, ClientRepository
 from tests.conftest import OTHER_ACCOUNT, Tenant, make_tenant, sdk_kwargs
-from tests.helpers import raw_request, wait_for
+from tests.support.helpers import raw_request, wait_for
 
 BODY = b'{"model": "echo-1", "messages": [{"role": "user", "content": "x"}]}'
 PATH = "/v1/chat/completions"

@@ -20,8 +20,8 @@ from gateway.server import start_admin
 from gateway.store.records import ClientRecord
 from gateway.store.repositories import ClientRepository
 from tests.conftest import TEST_SECRET, AiohttpServer, Tenant, make_tenant, sdk_kwargs
-from tests.journal_helpers import wait_for_records
-from tests.upstream_server import UPSTREAM_KEY, UpstreamServer
+from tests.support.journal_helpers import wait_for_records
+from tests.support.upstream_server import UPSTREAM_KEY, UpstreamServer
 
 ADMIN_TOKEN = "admin-token-for-tests"
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]

@@ -16,8 +16,8 @@ from gateway.app import create_app
 from gateway.config import Settings
 from gateway.store import keys
 from tests.conftest import TEST_SECRET, AiohttpServer, Tenant, sdk_kwargs
-from tests.journal_helpers import journal_records, wait_for_record, wait_for_records
-from tests.upstream_server import UpstreamServer
+from tests.support.journal_helpers import journal_records, wait_for_record, wait_for_records
+from tests.support.upstream_server import UpstreamServer
 
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi there"}]
 
@@ -37,7 +37,7 @@ async def test_success_record_has_usage_models_and_bodies(
         tenant.key_id,
     )
     assert record["model"] == {"requested": "gpt-test", "answered": "gpt-test-2024"}
-    assert record["usage"] == {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+    assert record["usage"] == {"input_tokens": 7, "output_tokens": 3, "total_tokens": 10}
     assert record["request"]["body"]["content"]["messages"] == MESSAGES
     assert record["response"]["body"]["content"]["choices"][0]["message"]["content"] == (
         "Hello from upstream"
@@ -64,7 +64,7 @@ async def test_stream_record_assembles_text_and_keeps_hidden_usage(
     assert record["stream"]["text"] == "Hello from the stream"
     assert record["stream"]["chunks"] == len(chunks) == 6
     assert record["stream"]["usage_requested_by_gateway"] is True
-    assert record["usage"] == {"prompt_tokens": 7, "completion_tokens": 4, "total_tokens": 11}
+    assert record["usage"] == {"input_tokens": 7, "output_tokens": 4, "total_tokens": 11}
     assert record["response"]["body"]["format"] == "sse"
 
 
@@ -97,7 +97,7 @@ async def test_echo_stream_record_has_usage(
     record = await wait_for_record(redis, raw.headers["x-request-id"])
     assert record["stream"]["text"] == "echo: one two"
     assert record["stream"]["chunks"] == len(chunks)
-    assert record["usage"] == {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5}
+    assert record["usage"] == {"input_tokens": 2, "output_tokens": 3, "total_tokens": 5}
 
 
 async def test_error_outcomes_are_journaled(
@@ -169,7 +169,7 @@ async def test_client_disconnect_mid_stream_keeps_what_was_relayed(
         assert first.choices[0].delta.role == "assistant"
         await stream.close()
     (record,) = await wait_for_records(redis, 1)
-    assert record["outcome"] == "client_disconnected"
+    assert (record["status"], record["outcome"]) == (200, "client_disconnected")
     assert record["stream"]["chunks"] == 1
     assert record["stream"]["text"] == ""
     upstream_server.release()

@@ -16,14 +16,15 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway import appkeys
-from gateway.app import create_app, create_redis
+from gateway.app import create_app
 from gateway.config import Settings
 from gateway.journal.spill import SpillFile
 from gateway.journal.writer import Entry, JournalWriter
 from gateway.redis_server import EmbeddedRedis
 from gateway.store import keys
+from gateway.store.redis import create_redis
 from tests.conftest import TEST_SECRET, AiohttpServer, free_port, make_tenant, sdk_kwargs
-from tests.journal_helpers import journal_records, wait_for_records
+from tests.support.journal_helpers import journal_records, wait_for_records
 
 N = 60
 

@@ -18,8 +18,11 @@ from gateway.store import keys
 def draft(index: int, body: bytes) -> RecordDraft:
     return RecordDraft(
         request_id=f"req-{index}",
+        client_request_id=None,
         started_wall=1_700_000_000.0 + index,
         host="h.0000-0000-0000.api.localhost",
+        addressing="host",
+        api="openai",
         account="0000-0000-0000",
         client="h",
         key_id="0123456789ab",
@@ -37,6 +40,8 @@ def draft(index: int, body: bytes) -> RecordDraft:
         response_headers=(),
         response_body=None,
         capture=None,
+        usage_hidden=False,
+        usage=None,
         size=len(body),
         attempts=[],
         hops=[],

@@ -17,19 +17,19 @@ from openai.types.chat import ChatCompletionMessageParam
 from redis.asyncio import Redis
 
 from gateway import appkeys
-from gateway.limits.policy import utc_day
+from gateway.limits.checks import utc_day
 from gateway.limits.usage import read_usage
 from gateway.store import keys
 from gateway.store.repositories import ApiKeyRepository
 from tests.conftest import Tenant, make_tenant, sdk_kwargs
-from tests.helpers import wait_for
-from tests.limits_support import (
+from tests.support.helpers import wait_for
+from tests.support.limits_support import (
     STREAM_PROMPT_TOKENS,
     flush_usage,
     in_flight,
     tokens_in_window,
 )
-from tests.upstream_server import UpstreamServer
+from tests.support.upstream_server import UpstreamServer
 
 HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 

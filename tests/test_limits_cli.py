@@ -22,7 +22,7 @@ from gateway.app import create_app
 from gateway.config import Settings
 from gateway.store.repositories import ApiKeyRepository, ClientRepository
 from tests.conftest import ACCOUNT, TEST_SECRET, AiohttpServer, Tenant, sdk_kwargs
-from tests.limits_support import flush_usage
+from tests.support.limits_support import flush_usage
 
 ADMIN_TOKEN = "admin-test-token"
 HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]

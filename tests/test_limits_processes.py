@@ -17,7 +17,7 @@ from openai.types.chat import ChatCompletionMessageParam
 from redis.asyncio import Redis
 
 from tests.conftest import TEST_SECRET, Tenant, free_port, make_tenant
-from tests.upstream_server import UpstreamServer
+from tests.support.upstream_server import UpstreamServer
 
 LIMIT = 20
 REQUESTS = 60

@@ -13,11 +13,12 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from gateway import appkeys
 from gateway.admin.app import create_admin_app
-from gateway.app import create_app, create_redis
+from gateway.app import create_app
 from gateway.config import Settings
 from gateway.redis_server import EmbeddedRedis
+from gateway.store.redis import create_redis
 from tests.conftest import TEST_SECRET, AiohttpServer, free_port, make_tenant, sdk_kwargs
-from tests.upstream_server import UpstreamServer
+from tests.support.upstream_server import UpstreamServer
 
 ADMIN_TOKEN = "admin-test-token"
 HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]

@@ -12,14 +12,15 @@ import pytest
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
+from gateway.errors import PluginRefusedError, ToolFailedError
 from gateway.plugins.manifest import HttpPluginConfig, parse_plugin
-from gateway.plugins.runner import ToolFailedError, call_http
-from gateway.plugins.ssrf import PluginRefusedError, address_refusal, checked_addresses
-from gateway.policy import ClientPolicy
+from gateway.plugins.runner import call_http
+from gateway.plugins.ssrf import address_refusal, checked_addresses
+from gateway.rewrite import ClientPolicy
 from tests.conftest import AiohttpServer, make_tenant, sdk_kwargs
-from tests.journal_helpers import journal_record
-from tests.plugin_server import PluginServer
-from tests.upstream_server import UpstreamServer
+from tests.support.journal_helpers import journal_record
+from tests.support.plugin_server import PluginServer
+from tests.support.upstream_server import UpstreamServer
 
 STATIC = {
     "name": "company_info",
@@ -72,7 +73,7 @@ async def test_multi_hop_with_static_and_http_plugins(
     reply = await sdk.chat.completions.create(
         model="tool-caller",
         messages=[{"role": "user", "content": "What's the weather in Paris?"}],
-        extra_headers={"X-Request-Id": "req-managed-1"},
+        extra_headers={"X-Client-Request-Id": "req-managed-1"},
     )
     await sdk.close()
     assert reply.choices[0].message.content == (
@@ -161,7 +162,7 @@ async def test_loopback_plugin_is_refused_without_allow_loopback(
     reply = await sdk.chat.completions.create(
         model="tool-caller",
         messages=[{"role": "user", "content": "weather in Paris"}],
-        extra_headers={"X-Request-Id": "req-ssrf"},
+        extra_headers={"X-Client-Request-Id": "req-ssrf"},
     )
     await sdk.close()
     content = reply.choices[0].message.content or ""
@@ -257,7 +258,7 @@ async def test_http_plugin_post_sends_arguments_as_json(
     ],
 )
 def test_bad_manifests_are_refused(change: dict[str, Any], message: str) -> None:
-    from gateway.policy import PolicyError
+    from gateway.errors import PolicyError
 
     manifest = {**weather_manifest("https://api.example.com"), **change}
     with pytest.raises(PolicyError, match=message):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import openai
 import orjson
@@ -11,9 +12,9 @@ from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
 from tests.conftest import Tenant, make_tenant, sdk_kwargs
-from tests.helpers import raw_request
-from tests.journal_helpers import journal_record
-from tests.upstream_server import UPSTREAM_KEY, UpstreamServer, completion
+from tests.support.helpers import raw_request
+from tests.support.journal_helpers import journal_record
+from tests.support.upstream_server import UPSTREAM_KEY, UpstreamServer, completion
 
 MESSAGES: list[openai.types.chat.ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 
@@ -116,31 +117,36 @@ async def test_upstream_key_from_environment(
     assert upstream[0].seen[-1].headers["Authorization"] == "Bearer from-env"
 
 
-async def test_request_id_kept_when_safe_and_replaced_when_not(
-    gateway: TestServer, echo_tenant: Tenant
+async def test_request_id_is_the_gateways_and_the_callers_id_is_echoed(
+    gateway: TestServer, echo_tenant: Tenant, redis: Redis
 ) -> None:
     body = b'{"model": "echo-1", "messages": [{"role": "user", "content": "x"}]}'
     path = "/v1/chat/completions"
-    _, kept, _ = await raw_request(
+    _, first, _ = await raw_request(
         gateway,
         "POST",
         path,
         host=echo_tenant.hostname,
         key=echo_tenant.key,
         body=body,
-        headers={"X-Request-Id": "trace-123.abc"},
+        headers={"X-Request-Id": "trace-123.abc", "X-Client-Request-Id": "mine-1"},
     )
-    assert kept["x-request-id"] == "trace-123.abc"
-    _, replaced, _ = await raw_request(
+    assert first["x-request-id"] != "trace-123.abc"  # no trusted proxy: never the caller's
+    assert re.fullmatch(r"req_[0-9a-f]{24}", first["x-request-id"])
+    assert first["x-client-request-id"] == "mine-1"
+    record = await journal_record(redis, first["x-request-id"])
+    assert record["client_request_id"] == "mine-1"
+    _, second, _ = await raw_request(
         gateway,
         "POST",
         path,
         host=echo_tenant.hostname,
         key=echo_tenant.key,
         body=body,
-        headers={"X-Request-Id": "bad id with spaces and \u00e9" * 3},
+        headers={"X-Client-Request-Id": "bad id with spaces and \u00e9" * 3},
     )
-    assert replaced["x-request-id"].startswith("req_")
+    assert "x-client-request-id" not in second
+    assert second["x-request-id"] != first["x-request-id"]
 
 
 async def test_every_request_is_journaled_with_its_identity(

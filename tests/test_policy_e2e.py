@@ -13,9 +13,9 @@ from aiohttp.test_utils import TestServer
 from openai.types.chat import ChatCompletionMessageParam
 from redis.asyncio import Redis
 
-from gateway.policy import ClientPolicy
+from gateway.rewrite import ClientPolicy
 from tests.conftest import Tenant, make_tenant, sdk_kwargs
-from tests.upstream_server import UpstreamServer
+from tests.support.upstream_server import UpstreamServer
 
 MakeClient = Callable[[ClientPolicy], Awaitable[openai.AsyncOpenAI]]
 HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]

@@ -11,11 +11,11 @@ from openai.types.chat import ChatCompletionMessageParam
 from redis.asyncio import Redis
 
 from gateway.config import Settings
-from gateway.policy import ClientPolicy, UpstreamTarget
-from gateway.retries import RetrySettings, backoff_delay, retry_after_seconds
+from gateway.rewrite import ClientPolicy, UpstreamTarget
+from gateway.upstream.retries import RetrySettings, backoff_delay, retry_after_seconds
 from tests.conftest import AiohttpServer, free_port, make_tenant, sdk_kwargs
-from tests.journal_helpers import journal_record
-from tests.upstream_server import UpstreamServer
+from tests.support.journal_helpers import journal_record
+from tests.support.upstream_server import UpstreamServer
 
 HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 
@@ -51,7 +51,7 @@ async def test_429_is_retried_with_backoff_then_succeeds(
     server.failures = ["429", "503"]
     sdk = await _sdk(gateway, redis, url, ClientPolicy())
     reply = await sdk.chat.completions.create(
-        model="gpt-test", messages=HI, extra_headers={"X-Request-Id": "req-retry-1"}
+        model="gpt-test", messages=HI, extra_headers={"X-Client-Request-Id": "req-retry-1"}
     )
     await sdk.close()
     assert reply.choices[0].message.content == "Hello from upstream"
@@ -104,7 +104,7 @@ async def test_each_failure_falls_back_to_the_next_upstream(
     server.slow_seconds = 1.0
     sdk = await _sdk(gateway, redis, url, _with_fallback(fallback[1], retries=0))
     reply = await sdk.chat.completions.create(
-        model="gpt-test", messages=HI, extra_headers={"X-Request-Id": f"req-fb-{failure}"}
+        model="gpt-test", messages=HI, extra_headers={"X-Client-Request-Id": f"req-fb-{failure}"}
     )
     await sdk.close()
     assert reply.choices[0].message.content == "Hello from upstream"
@@ -127,7 +127,7 @@ async def test_connection_refused_falls_back(
     dead = f"http://127.0.0.1:{free_port()}/v1"
     sdk = await _sdk(gateway, redis, dead, _with_fallback(fallback[1], retries=1))
     reply = await sdk.chat.completions.create(
-        model="gpt-test", messages=HI, extra_headers={"X-Request-Id": "req-refused"}
+        model="gpt-test", messages=HI, extra_headers={"X-Client-Request-Id": "req-refused"}
     )
     await sdk.close()
     assert reply.model == "gpt-test-2024"
@@ -193,7 +193,7 @@ async def test_a_started_stream_is_never_retried(
         model="break-stream",
         messages=HI,
         stream=True,
-        extra_headers={"X-Request-Id": "req-broken-stream"},
+        extra_headers={"X-Client-Request-Id": "req-broken-stream"},
     )
     with pytest.raises(openai.APIError):
         async for _chunk in stream:

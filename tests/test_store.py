@@ -13,15 +13,10 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.crc import key_slot
 
-from gateway.errors import NotFoundError
+from gateway.errors import NotFoundError, RecordExistsError
 from gateway.store import keys
 from gateway.store.records import ApiKeyRecord, ClientRecord, DomainRecord
-from gateway.store.repositories import (
-    ApiKeyRepository,
-    ClientRepository,
-    DomainRepository,
-    RecordExistsError,
-)
+from gateway.store.repositories import ApiKeyRepository, ClientRepository, DomainRepository
 from tests.conftest import ACCOUNT, OTHER_ACCOUNT
 
 

@@ -11,8 +11,8 @@ from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
 from tests.conftest import Tenant
-from tests.journal_helpers import journal_record
-from tests.upstream_server import UpstreamServer
+from tests.support.journal_helpers import journal_record
+from tests.support.upstream_server import UpstreamServer
 
 STREAM_BODY = orjson.dumps(
     {"model": "pause-stream", "messages": [{"role": "user", "content": "hi"}], "stream": True}
@@ -56,7 +56,7 @@ async def test_client_disconnect_cancels_the_upstream_request(
     async with asyncio.timeout(5):
         await upstream_server.disconnected.wait()
     record = await journal_record(redis, request_id)
-    assert record["outcome"] == "client_disconnected"
+    assert (record["status"], record["outcome"]) == (200, "client_disconnected")
 
 
 async def test_upstream_breaking_off_mid_stream_ends_with_an_error_event(

@@ -14,10 +14,10 @@ from aiohttp import web
 
 from gateway import appkeys
 from gateway.admin.views import add_admin_routes, admin_auth_middleware
-from gateway.app import create_redis
 from gateway.config import Settings
 from gateway.limits.admin import add_usage_routes
 from gateway.metrics import GatewayMetrics
+from gateway.store.redis import create_redis
 
 
 def create_admin_app(settings: Settings, metrics: GatewayMetrics) -> web.Application:

@@ -19,18 +19,13 @@ from redis.exceptions import RedisError
 from gateway import appkeys
 from gateway.errors import (
     AuthenticationError,
+    FilterError,
     GatewayError,
     InvalidRequestError,
     NotFoundError,
     ServiceUnavailableError,
 )
-from gateway.journal.reader import (
-    FilterError,
-    JournalFilter,
-    JournalReader,
-    check_cursor,
-    check_status,
-)
+from gateway.journal.reader import JournalFilter, JournalReader, check_cursor, check_status
 from gateway.journal.stats import journal_stats
 from gateway.metrics import CONTENT_TYPE
 

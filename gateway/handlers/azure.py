@@ -20,8 +20,7 @@ from urllib.parse import quote, urlencode
 
 from gateway.errors import InvalidRequestError
 from gateway.handlers.openai import OpenAIPassthrough
-from gateway.handlers.registry import HandlerDependencies
-from gateway.protocols import Provider
+from gateway.protocols import HandlerDependencies, Provider
 from gateway.store.records import ClientRecord
 
 _BY_DEPLOYMENT = frozenset({"/chat/completions", "/completions", "/embeddings"})
@@ -43,4 +42,4 @@ class AzureOpenAI(OpenAIPassthrough):
 
 
 def create_azure_handler(deps: HandlerDependencies) -> Provider:
-    return AzureOpenAI(deps.session, deps.settings).provider("azure")
+    return AzureOpenAI(deps.transport).provider("azure")

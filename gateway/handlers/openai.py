@@ -3,7 +3,8 @@
 The request body goes out byte for byte as the tenant sent it (unless a policy rewrote it);
 the gateway injects the upstream key and the policy's extra headers, and drops the tenant's
 credentials and hop-by-hop headers. The client's upstream is tried first, then its policy's
-fallbacks (`gateway.retries`). `azure` subclasses this with another URL shape and header.
+fallbacks, through the one upstream transport. `azure` subclasses this with another URL shape
+and header.
 """
 
 from __future__ import annotations
@@ -11,22 +12,21 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import aiohttp
-import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
 from gateway.auth import UserProfile
-from gateway.config import Settings
-from gateway.context import context_of
 from gateway.errors import UpstreamError
-from gateway.handlers.registry import HandlerDependencies
-from gateway.journal.capture import StreamCapture, wants_usage
-from gateway.policy import UpstreamTarget
-from gateway.protocols import OpenAICompatibleChatCompletionResponseType, Provider
-from gateway.retries import RetrySettings, Target, send
+from gateway.exchange import exchange_of
+from gateway.protocols import (
+    HandlerDependencies,
+    OpenAICompatibleChatCompletionResponseType,
+    Provider,
+)
+from gateway.rewrite import UpstreamTarget
 from gateway.store.records import ClientRecord
-from gateway.upstream import forward_request_headers
+from gateway.upstream.headers import forward_request_headers
+from gateway.upstream.transport import Target, UpstreamTransport
 
 
 def resolve_key(key_env: str, key: str) -> str | None:
@@ -42,10 +42,6 @@ def resolve_key(key_env: str, key: str) -> str | None:
     return key or None
 
 
-def upstream_key(client: ClientRecord) -> str | None:
-    return resolve_key(client.upstream_key_env, client.upstream_key)
-
-
 def upstreams_of(client: ClientRecord) -> list[UpstreamTarget]:
     """The client's own upstream, then its fallbacks, in the order they are tried."""
     if not client.upstream_url:
@@ -57,9 +53,8 @@ def upstreams_of(client: ClientRecord) -> list[UpstreamTarget]:
 class OpenAIPassthrough:
     """Forwards requests to the client's upstreams, OpenAI's URL layout and bearer key."""
 
-    def __init__(self, session: aiohttp.ClientSession, settings: Settings) -> None:
-        self.session = session
-        self.settings = settings
+    def __init__(self, transport: UpstreamTransport) -> None:
+        self.transport = transport
 
     def url(self, client: ClientRecord, base: str, path: str, data: dict[str, Any] | None) -> str:
         return base.rstrip("/") + path
@@ -70,10 +65,10 @@ class OpenAIPassthrough:
     def targets(
         self, request: web.Request, client: ClientRecord, path: str, data: dict[str, Any] | None
     ) -> list[Target]:
-        ctx = context_of(request)
+        request_id = exchange_of(request).request_id
         targets = []
         for upstream in upstreams_of(client):
-            extra = [("x-request-id", ctx.request_id)]
+            extra = [("x-request-id", request_id)]
             key = resolve_key(upstream.key_env, upstream.key)
             if key:
                 extra.extend(self.auth_headers(key))
@@ -82,38 +77,27 @@ class OpenAIPassthrough:
             if data is not None:
                 headers["Content-Type"] = "application/json"
             url = self.url(client, upstream.url, path, data)
-            targets.append(Target(url=url, headers=headers, label=upstream.url))
+            targets.append(Target(url=url, headers=headers, label=upstream.public_url()))
         return targets
 
     async def forward(
         self, request: web.Request, path: str, data: dict[str, Any] | None
-    ) -> web.StreamResponse:
+    ) -> OpenAICompatibleChatCompletionResponseType:
         """POST `data` (or GET when None) to `path` at each upstream in turn."""
-        ctx = context_of(request)
-        assert ctx.client is not None
-        targets = self.targets(request, ctx.client, path, data)
-        body = None if data is None else ctx.raw_body or orjson.dumps(data)
-        retry = RetrySettings.from_settings(self.settings, ctx.client.policy.retries)
+        exchange = exchange_of(request)
+        identity = exchange.identity
+        if identity is None:  # pragma: no cover - the pipeline identifies before any handler
+            raise UpstreamError("the request has no tenant", code="upstream_not_configured")
+        client = identity.client
+        targets = self.targets(request, client, path, data)
+        body = None if data is None else exchange.upstream_body(data)
+        retry = self.transport.retry_settings(client.policy.retries)
         method = "GET" if data is None else "POST"
-        return await send(request, ctx, self.session, method, targets, body, retry)
+        return await self.transport.send(exchange, method, targets, body, retry)
 
     async def chat_completions(
         self, request: web.Request, user_profile: UserProfile, data: dict[str, Any]
     ) -> OpenAICompatibleChatCompletionResponseType:
-        ctx = context_of(request)
-        if ctx.stream:
-            ctx.capture = StreamCapture(self.settings.journal_capture_bytes)
-            if not wants_usage(data):
-                # The journal always has usage: ask for it, and hide that chunk from the client.
-                options = data.get("stream_options")
-                options = (
-                    {**options, "include_usage": True}
-                    if isinstance(options, dict)
-                    else {"include_usage": True}
-                )
-                data = {**data, "stream_options": options}
-                ctx.raw_body = b""  # the body changed: forward() re-serialises `data`
-                ctx.capture.usage_hidden = True
         return await self.forward(request, "/chat/completions", data)
 
     async def completions(
@@ -148,4 +132,4 @@ class OpenAIPassthrough:
 
 
 def create_openai_handler(deps: HandlerDependencies) -> Provider:
-    return OpenAIPassthrough(deps.session, deps.settings).provider("openai")
+    return OpenAIPassthrough(deps.transport).provider("openai")

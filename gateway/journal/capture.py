@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from gateway.usage import Usage, merge_stream_usage, usage_of_event
+
 
 @dataclasses.dataclass(slots=True)
 class StreamCapture:
@@ -24,8 +26,6 @@ class StreamCapture:
     truncated: bool = False
     #: `data:` lines seen past the limit, so the chunk count stays right for long streams.
     events_past_limit: int = 0
-    #: True when the gateway added `stream_options.include_usage` for the journal's sake.
-    usage_hidden: bool = False
 
     def add(self, data: bytes) -> None:
         if self.truncated:
@@ -47,18 +47,13 @@ class AssembledStream:
     text: str
     tool_calls: list[dict[str, Any]]
     chunks: int
-    usage: dict[str, Any] | None
+    usage: Usage | None
     model: str | None
     finish_reason: str | None
 
 
-def wants_usage(data: dict[str, Any]) -> bool:
-    """Did the client ask for the stream's usage chunk (`stream_options.include_usage`)?"""
-    options = data.get("stream_options")
-    return isinstance(options, dict) and options.get("include_usage") is True
-
-
-def _is_usage_only(event: dict[str, Any]) -> bool:
+def is_usage_only(event: dict[str, Any]) -> bool:
+    """The usage-only chunk of a chat or completions stream (`"choices": []`)."""
     return event.get("choices") == [] and isinstance(event.get("usage"), dict)
 
 
@@ -79,55 +74,91 @@ def _events(raw: bytes) -> list[Any]:
 
 def _merge_tool_call(calls: dict[int, dict[str, Any]], delta: dict[str, Any]) -> None:
     index = delta.get("index", 0)
+    if not isinstance(index, int):
+        return
     call = calls.setdefault(
         index,
         {"index": index, "id": None, "type": "function", "function": {"name": "", "arguments": ""}},
     )
-    if delta.get("id"):
+    if isinstance(delta.get("id"), str):
         call["id"] = delta["id"]
-    if delta.get("type"):
+    if isinstance(delta.get("type"), str):
         call["type"] = delta["type"]
-    function = delta.get("function") or {}
-    call["function"]["name"] += function.get("name") or ""
-    call["function"]["arguments"] += function.get("arguments") or ""
+    function = delta.get("function")
+    if isinstance(function, dict):
+        if isinstance(function.get("name"), str):
+            call["function"]["name"] += function["name"]
+        if isinstance(function.get("arguments"), str):
+            call["function"]["arguments"] += function["arguments"]
 
 
-def assemble_stream(capture: StreamCapture) -> AssembledStream:
-    """Put the deltas together: content text, tool calls, usage, model and chunk count."""
-    text: list[str] = []
-    calls: dict[int, dict[str, Any]] = {}
-    usage: dict[str, Any] | None = None
-    model: str | None = None
-    finish: str | None = None
+class _Assembler:
+    """Folds the events of any OpenAI stream shape: chat chunks, completions chunks, and the
+    Responses API's typed events."""
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.calls: dict[int, dict[str, Any]] = {}
+        self.usage: Usage | None = None
+        self.model: str | None = None
+        self.finish: str | None = None
+
+    def add(self, event: dict[str, Any]) -> None:
+        self.usage = merge_stream_usage(self.usage, usage_of_event(event))
+        model = event.get("model")
+        if isinstance(model, str):
+            self.model = model
+        kind = event.get("type")
+        if isinstance(kind, str):
+            self._typed(kind, event)
+            return
+        for choice in event.get("choices") or ():
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta")
+            if isinstance(delta, dict):
+                if isinstance(delta.get("content"), str):
+                    self.text.append(delta["content"])
+                for call in delta.get("tool_calls") or ():
+                    if isinstance(call, dict):
+                        _merge_tool_call(self.calls, call)
+            elif isinstance(choice.get("text"), str):  # completions
+                self.text.append(choice["text"])
+            if isinstance(choice.get("finish_reason"), str):
+                self.finish = choice["finish_reason"]
+
+    def _typed(self, kind: str, event: dict[str, Any]) -> None:
+        if kind == "response.output_text.delta" and isinstance(event.get("delta"), str):
+            self.text.append(event["delta"])
+        response = event.get("response")
+        if isinstance(response, dict):
+            if isinstance(response.get("model"), str):
+                self.model = response["model"]
+            if kind in ("response.completed", "response.incomplete", "response.failed"):
+                status = response.get("status")
+                self.finish = status if isinstance(status, str) else self.finish
+
+
+def assemble_stream(capture: StreamCapture, usage_hidden: bool = False) -> AssembledStream:
+    """Put the events together: text, tool calls, usage, model and the chunks the client got."""
+    assembler = _Assembler()
     chunks = 0
     for event in _events(b"".join(capture.parts)):
         if not isinstance(event, dict):
             continue
-        if isinstance(event.get("usage"), dict):
-            usage = event["usage"]
-        if capture.usage_hidden and _is_usage_only(event):
+        assembler.add(event)
+        if usage_hidden and is_usage_only(event):
             continue  # the client never saw this one
         chunks += 1
-        model = event.get("model") or model
-        for choice in event.get("choices") or ():
-            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
-                continue
-            delta = choice.get("delta") or {}
-            if isinstance(delta.get("content"), str):
-                text.append(delta["content"])
-            for call in delta.get("tool_calls") or ():
-                if isinstance(call, dict):
-                    _merge_tool_call(calls, call)
-            finish = choice.get("finish_reason") or finish
     if capture.truncated:
         chunks += capture.events_past_limit
     return AssembledStream(
-        text="".join(text),
-        tool_calls=[calls[i] for i in sorted(calls)],
+        text="".join(assembler.text),
+        tool_calls=[assembler.calls[i] for i in sorted(assembler.calls)],
         chunks=chunks,
-        usage=usage,
-        model=model,
-        finish_reason=finish,
+        usage=assembler.usage,
+        model=assembler.model,
+        finish_reason=assembler.finish,
     )
 
 
@@ -166,4 +197,4 @@ class UsageChunkFilter:
             event = orjson.loads(block.lstrip()[5:].strip())
         except orjson.JSONDecodeError:
             return False
-        return isinstance(event, dict) and _is_usage_only(event)
+        return isinstance(event, dict) and is_usage_only(event)

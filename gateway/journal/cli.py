@@ -12,8 +12,8 @@ import orjson
 from redis.asyncio import Redis
 
 from gateway.config import Settings
-from gateway.errors import NotFoundError
-from gateway.journal.reader import FilterError, JournalFilter, JournalReader, check_status
+from gateway.errors import FilterError, NotFoundError
+from gateway.journal.reader import JournalFilter, JournalReader, check_status
 from gateway.journal.stats import journal_stats
 
 ArgType = Callable[[str], Any]

@@ -15,14 +15,11 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from gateway.errors import FilterError
 from gateway.store import keys
 
 _STATUS = re.compile(r"^([1-5])xx$|^([1-5]\d\d)$")
 _ENTRY_ID = re.compile(r"^\d+-\d+$")
-
-
-class FilterError(ValueError):
-    """A filter value that cannot be used (the message says why)."""
 
 
 def check_status(value: str) -> str:

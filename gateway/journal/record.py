@@ -16,12 +16,12 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from gateway.context import RequestContext
+from gateway.exchange import Exchange
 from gateway.journal.capture import StreamCapture, assemble_stream
 from gateway.journal.redact import RedactionPolicy
-from gateway.limits.usage import extract_usage
+from gateway.usage import Usage, parse_usage, usage_in_bytes
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: The `outcome` vocabulary (documented in docs/journal.md and the schema's enum).
 OUTCOMES = (
@@ -43,8 +43,11 @@ class RecordDraft:
     """Everything a record needs, gathered without copying or parsing."""
 
     request_id: str
+    client_request_id: str | None
     started_wall: float
     host: str
+    addressing: str
+    api: str
     account: str | None
     client: str | None
     key_id: str | None
@@ -62,6 +65,9 @@ class RecordDraft:
     response_headers: Iterable[tuple[str, str]]
     response_body: bytes | None
     capture: StreamCapture | None
+    usage_hidden: bool
+    #: Usage the limits stage already read (None: read it from the bodies, off the request path).
+    usage: Usage | None
     #: Bytes of bodies this draft holds (what the writer's queue bound counts).
     size: int
     #: Upstream attempts (retries, fallbacks) and managed-mode hops, as the code path built them.
@@ -77,43 +83,50 @@ def _ms(start: float | None, end: float | None) -> float | None:
 
 def build_record(
     request: web.Request,
-    ctx: RequestContext,
+    exchange: Exchange,
     status: int,
     finished: float,
     response: web.StreamResponse | None = None,
 ) -> RecordDraft:
-    client = ctx.client
-    body = ctx.raw_body or request._read_bytes  # the body read by a view that then rejected it
-    response_body = None
-    if isinstance(response, web.Response) and isinstance(response.body, bytes):
-        response_body = response.body
-    upstream_end = ctx.upstream_finished or (finished if ctx.upstream_started else None)
+    client = exchange.client
+    identity = exchange.identity
+    body = exchange.raw_body
+    response_body = exchange.response_body
+    if response_body is None and isinstance(response, web.Response):
+        response_body = response.body if isinstance(response.body, bytes) else None
+    started, upstream_end = exchange.upstream_started_at, exchange.upstream_finished_at
+    if started is not None and upstream_end is None:
+        upstream_end = finished
+    capture = exchange.capture
     return RecordDraft(
-        request_id=ctx.request_id,
-        started_wall=ctx.started_wall,
+        request_id=exchange.request_id,
+        client_request_id=exchange.client_request_id,
+        started_wall=exchange.started_wall,
         host=request.host[:255],
+        addressing=exchange.addressing,
+        api=exchange.api,
         account=client.account if client else None,
         client=client.name if client else None,
-        key_id=ctx.user.key_id if ctx.user else None,
+        key_id=identity.user.key_id if identity else None,
         method=request.method,
         path=request.path[:1024],
         status=status,
-        outcome=ctx.outcome or "ok",
-        total_ms=round((finished - ctx.started) * 1000.0, 3),
-        upstream_ms=_ms(ctx.upstream_started, upstream_end),
-        ttfb_ms=_ms(ctx.started, ctx.first_byte_at),
-        model=ctx.model,
-        error=ctx.error,
+        outcome=exchange.outcome or "ok",
+        total_ms=round((finished - exchange.started) * 1000.0, 3),
+        upstream_ms=_ms(started, upstream_end),
+        ttfb_ms=_ms(exchange.started, exchange.first_byte_at),
+        model=exchange.model,
+        error=exchange.error,
         request_headers=request.headers.items(),
         request_body=body or None,
         response_headers=response.headers.items() if response is not None else (),
         response_body=response_body,
-        capture=ctx.capture,
-        size=len(body or b"")
-        + len(response_body or b"")
-        + (ctx.capture.size if ctx.capture is not None else 0),
-        attempts=ctx.attempts,
-        hops=ctx.hops,
+        capture=capture,
+        usage_hidden=exchange.usage_hidden,
+        usage=exchange.usage,
+        size=len(body or b"") + len(response_body or b"") + (capture.size if capture else 0),
+        attempts=exchange.attempts,
+        hops=exchange.hops,
     )
 
 
@@ -146,15 +159,8 @@ def body_of(raw: bytes | None, limit: int, policy: RedactionPolicy) -> dict[str,
     }
 
 
-def _usage_of(value: Any) -> dict[str, int] | None:
-    if not isinstance(value, dict):
-        return None
-    usage = {
-        name: value[name]
-        for name in ("prompt_tokens", "completion_tokens", "total_tokens")
-        if isinstance(value.get(name), int)
-    }
-    return usage if len(usage) == 3 else None
+def _usage_record(usage: Usage | None) -> dict[str, int] | None:
+    return usage.to_record() if usage is not None else None
 
 
 def _identity(draft: RecordDraft) -> dict[str, Any]:
@@ -162,6 +168,7 @@ def _identity(draft: RecordDraft) -> dict[str, Any]:
     return {
         "v": SCHEMA_VERSION,
         "request_id": draft.request_id,
+        "client_request_id": draft.client_request_id,
         "account": draft.account,
         "client": draft.client,
         "key_id": draft.key_id,
@@ -180,40 +187,35 @@ def _identity(draft: RecordDraft) -> dict[str, Any]:
 def summarize(draft: RecordDraft) -> dict[str, Any]:
     """What the record observers (metrics, usage) read, without the bodies: used when the
     journal is not persisted, so that nothing decodes or redacts bodies nobody will read."""
-    blob = draft.response_body
-    if draft.capture is not None and draft.capture.parts and not draft.capture.truncated:
-        blob = b"".join(draft.capture.parts[-8:])  # the usage chunk is at the end
-    counts = extract_usage(blob) if blob else None
-    usage = None
-    if counts is not None:
-        usage = {
-            "prompt_tokens": counts[0],
-            "completion_tokens": counts[1],
-            "total_tokens": counts[0] + counts[1],
-        }
+    usage = draft.usage
+    if usage is None:
+        blob = draft.response_body
+        if draft.capture is not None and draft.capture.parts and not draft.capture.truncated:
+            blob = b"".join(draft.capture.parts[-8:])  # the usage chunk is at the end
+        usage = usage_in_bytes(blob) if blob else None
     return {
         **_identity(draft),
         "model": {"requested": draft.model, "answered": None},
-        "usage": usage,
+        "usage": _usage_record(usage),
     }
 
 
 def finalize(draft: RecordDraft, policy: RedactionPolicy, limit: int) -> dict[str, Any]:
     """The published record (see docs/journal.md for every field)."""
     response_body = body_of(draft.response_body, limit, policy)
-    usage = None
+    usage = draft.usage
     answered = None
     stream = None
     if draft.capture is not None:
-        assembled = assemble_stream(draft.capture)
-        usage = _usage_of(assembled.usage)
+        assembled = assemble_stream(draft.capture, draft.usage_hidden)
+        usage = usage or assembled.usage
         answered = assembled.model
         stream = {
             "text": policy.text_body(assembled.text),
             "tool_calls": policy.json_body(assembled.tool_calls),
             "chunks": assembled.chunks,
             "finish_reason": assembled.finish_reason,
-            "usage_requested_by_gateway": draft.capture.usage_hidden,
+            "usage_requested_by_gateway": draft.usage_hidden,
         }
         response_body = {
             "format": "sse",
@@ -222,15 +224,17 @@ def finalize(draft: RecordDraft, policy: RedactionPolicy, limit: int) -> dict[st
             "truncated": draft.capture.truncated,
         }
     elif response_body["format"] == "json" and isinstance(response_body["content"], dict):
-        usage = _usage_of(response_body["content"].get("usage"))
+        usage = usage or parse_usage(response_body["content"].get("usage"))
         model = response_body["content"].get("model")
         answered = model if isinstance(model, str) else None
     return {
         **_identity(draft),
         "time": iso_time(draft.started_wall),
         "host": draft.host,
+        "addressing": draft.addressing,
+        "api": draft.api,
         "model": {"requested": draft.model, "answered": answered},
-        "usage": usage,
+        "usage": _usage_record(usage),
         "stream": stream,
         "request": {
             "headers": policy.headers_of(draft.request_headers),

@@ -38,7 +38,8 @@ log = structlog.get_logger("gateway.journal")
 #: and its request-id index (all in the `{journal}` slot). ARGV: maxlen, minid, index ttl, the
 #: number F of entry fields and their F names, then per record its write token and F values.
 #: A record whose token the index already holds was written by an earlier try and is skipped,
-#: so a batch retried after a lost reply is not duplicated. Trimming by time runs once per
+#: so a batch retried after a lost reply is not duplicated; an index that another record holds
+#: (a trusted proxy's repeated id) is never overwritten. Trimming by time runs once per
 #: stream per batch. Returns how many records were written.
 _WRITE_BATCH_SCRIPT = """
 local maxlen, minid, ttl, f = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
@@ -64,7 +65,9 @@ for i = 1, (#KEYS - 1) / 2 do
       id = redis.call('XADD', KEYS[1], '*', unpack(fields))
       redis.call('XADD', stream, id, unpack(fields))
     end
-    redis.call('SET', index, token .. ' ' .. id, 'EX', ttl)
+    if not seen then  -- the first record of an id keeps the index: it is never repointed
+      redis.call('SET', index, token .. ' ' .. id, 'EX', ttl)
+    end
     touched[stream] = true
     written = written + 1
   end
@@ -298,8 +301,8 @@ class JournalWriter:
                 str(record["status"]),
                 record["outcome"],
                 str(record["latency_ms"]["total"]),
-                str(usage.get("prompt_tokens", "")),
-                str(usage.get("completion_tokens", "")),
+                str(usage.get("input_tokens", "")),
+                str(usage.get("output_tokens", "")),
                 entry.payload,
             )
         await self._script(keys=script_keys, args=args)

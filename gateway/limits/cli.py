@@ -12,7 +12,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from gateway.limits.policy import LIMIT_FIELDS
+from gateway.limits.checks import LIMIT_FIELDS
 from gateway.limits.usage import UsageRow, days_back, read_usage, totals
 from gateway.store import keys
 

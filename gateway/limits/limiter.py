@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 
 from gateway.errors import QuotaExceededError, RateLimitError, ServiceUnavailableError
 from gateway.limits import scripts
-from gateway.limits.policy import (
+from gateway.limits.checks import (
     WINDOW_MS,
     Check,
     checks_for,

@@ -1,17 +1,16 @@
-"""The one place the request path meets limits and usage: `metered()` wraps a handler call.
+"""The pipeline's limits stage: reserve before the handler, settle with the real usage after.
 
 Before the call: admit against the client's and the key's limits (429 when refused; no Redis
-round trip when neither has a limit). After it: read the real usage from the response (the JSON
-body, or the tail of an SSE stream), settle the token reservation and the in-flight slot. A
-cancelled request (client gone) is settled in the background. Usage is tallied from the
-journal's record of each request (`UsageRecorder.observe`), off the request path.
+round trip when neither has a limit). After the response has been sent (a stream to its end):
+read the real usage through `gateway.usage` (the JSON body, or the tail of the stream's
+capture), settle the token reservation and the in-flight slot. A cancelled request (the client
+went away) is settled in the background. Usage tallies are kept from the journal's record of
+each request (`UsageRecorder.observe`), off the request path.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -19,16 +18,17 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from gateway.auth import KeyVerifier
-from gateway.context import RequestContext
+from gateway.exchange import Exchange, Identity
+from gateway.limits.checks import LIMIT_FIELDS, estimate_tokens, scopes_of
 from gateway.limits.limiter import Admission, RateLimiter
-from gateway.limits.policy import LIMIT_FIELDS, estimate_tokens, scopes_of
-from gateway.limits.usage import UsageRecorder, extract_usage
+from gateway.limits.usage import UsageRecorder
 from gateway.store.records import ApiKeyRecord
+from gateway.usage import Usage, merge_stream_usage, usage_in_bytes
 
 log = structlog.get_logger("gateway.limits")
 
-#: Bytes at the end of a captured stream searched for its usage chunk.
-STREAM_TAIL_BYTES = 4096
+#: Bytes at the end of a captured stream searched for its usage.
+STREAM_TAIL_BYTES = 8192
 
 
 def has_limits(record: Any) -> bool:
@@ -54,46 +54,41 @@ class Metering:
         except RedisError:
             return None
 
-    async def admit(self, ctx: RequestContext, data: dict[str, Any]) -> Admission | None:
-        assert ctx.client is not None
-        assert ctx.user is not None
-        key = await self.key_record(ctx.user.key_id)
-        if not has_limits(ctx.client) and (key is None or not has_limits(key)):
+    async def admit(
+        self, identity: Identity, exchange: Exchange, data: dict[str, Any]
+    ) -> Admission | None:
+        """Reserve against every limit of the client and the key (None: nothing is limited)."""
+        key = await self.key_record(identity.user.key_id)
+        if not has_limits(identity.client) and (key is None or not has_limits(key)):
             return None
-        scopes = scopes_of(ctx.client, key)
-        admission = await self.limiter.admit(
-            ctx.client.account, scopes, estimate_tokens(ctx.raw_body, data)
-        )
+        scopes = scopes_of(identity.client, key)
+        # A route without a body (GET /v1/models) uses no tokens: it reserves none.
+        estimate = estimate_tokens(exchange.upstream_body(data), data) if exchange.raw_body else 0
+        admission = await self.limiter.admit(identity.client.account, scopes, estimate)
         if admission is not None and admission.headers:
-            ctx.extra_headers = {**(ctx.extra_headers or {}), **admission.headers}
+            exchange.add_headers(admission.headers)
         return admission
 
-    async def finish(
-        self,
-        ctx: RequestContext,
-        admission: Admission | None,
-        response: web.StreamResponse | None,
+    async def settle(
+        self, admission: Admission | None, exchange: Exchange, response: web.StreamResponse | None
     ) -> None:
-        """Settle a limited request's reservation with its real usage (usage is tallied from
-        the journal record, off the request path, for every request)."""
+        """Replace the reservation with the real usage (or release it when nothing was used)."""
         if admission is None:
             return
-        usage = usage_of(ctx, response)
+        usage = usage_of(exchange, response)
+        exchange.metered(usage)
         if usage is None:
-            actual = admission.estimate if response is not None and response.status < 400 else 0
+            answered = response is not None and response.status < 400
+            actual = admission.estimate if answered else 0
         else:
-            actual = usage[0] + usage[1]
+            actual = usage.total_tokens
         await self.limiter.settle(admission, actual)
 
-    def finish_later(
-        self,
-        ctx: RequestContext,
-        admission: Admission | None,
-        response: web.StreamResponse | None,
-    ) -> None:
+    def settle_later(self, admission: Admission | None, exchange: Exchange) -> None:
+        """Settle a request whose task is being cancelled (the client left)."""
         if admission is None:
             return
-        task = asyncio.create_task(self.finish(ctx, admission, response), name="metering-settle")
+        task = asyncio.create_task(self.settle(admission, exchange, None), name="metering-settle")
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -103,23 +98,26 @@ class Metering:
         await self.usage.close()
 
 
-def usage_of(ctx: RequestContext, response: web.StreamResponse | None) -> tuple[int, int] | None:
-    """Real usage, when the response carried it. A stream's comes from its final usage chunk
-    in the journal's capture (the gateway asks the upstream for it); without it, or past the
-    capture limit, the reservation stands as the usage."""
-    if response is None or response.status >= 400:
+def usage_of(exchange: Exchange, response: web.StreamResponse | None) -> Usage | None:
+    """Real usage, when the response carried it: a JSON body's, or a stream's from the tail of
+    its capture (the gateway asks the upstream for it). Past the capture limit, or without
+    it, the reservation stands as the usage."""
+    capture = exchange.capture
+    if capture is not None:
+        if capture.truncated or not capture.parts:
+            return None
+        tail = usage_in_bytes(stream_tail(capture.parts))
+        if tail is not None and tail.input_tokens:
+            return tail
+        # Anthropic reports input in its first event and output in its last.
+        return merge_stream_usage(usage_in_bytes(capture.parts[0][:STREAM_TAIL_BYTES]), tail)
+    if exchange.response_body is None or (response is not None and response.status >= 400):
         return None
-    if isinstance(response, web.Response):
-        body = response.body
-        return extract_usage(body) if isinstance(body, bytes) else None
-    capture = ctx.capture
-    if capture is None or capture.truncated or not capture.parts:
-        return None
-    return extract_usage(stream_tail(capture.parts))
+    return usage_in_bytes(exchange.response_body)
 
 
 def stream_tail(parts: list[bytes]) -> bytes:
-    """The last `STREAM_TAIL_BYTES` or more of a captured stream (its usage chunk is there)."""
+    """The last `STREAM_TAIL_BYTES` or more of a captured stream (its usage is there)."""
     tail: list[bytes] = []
     size = 0
     for part in reversed(parts):
@@ -128,24 +126,3 @@ def stream_tail(parts: list[bytes]) -> bytes:
         if size >= STREAM_TAIL_BYTES:
             break
     return b"".join(reversed(tail))
-
-
-async def metered(
-    metering: Metering,
-    ctx: RequestContext,
-    data: dict[str, Any],
-    call: Callable[[], Awaitable[web.StreamResponse]],
-) -> web.StreamResponse:
-    """Admit, run `call`, then settle and account: the hook around every chat completion."""
-    admission = await metering.admit(ctx, data)
-    try:
-        response = await call()
-    except asyncio.CancelledError:
-        metering.finish_later(ctx, admission, None)
-        raise
-    except Exception:
-        with contextlib.suppress(Exception):
-            await metering.finish(ctx, admission, None)
-        raise
-    await metering.finish(ctx, admission, response)
-    return response

@@ -17,19 +17,15 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import orjson
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from gateway.limits.policy import utc_day
+from gateway.limits.checks import utc_day
 from gateway.store import keys
 
 log = structlog.get_logger("gateway.usage")
 
-_USAGE_KEY = b'"usage":'
-#: Largest usage object parsed (OpenAI's, with its token details, is a few hundred bytes).
-_USAGE_MAX = 2048
 #: Most distinct counters held while Redis is unreachable; past it new counts are dropped.
 _MAX_PENDING = 200_000
 COUNTERS = {"req": "requests", "pt": "prompt_tokens", "ct": "completion_tokens"}
@@ -37,41 +33,6 @@ COUNTERS = {"req": "requests", "pt": "prompt_tokens", "ct": "completion_tokens"}
 COUNTED_OUTCOMES = frozenset(
     {"ok", "upstream_error", "upstream_timeout", "client_disconnected", "internal_error"}
 )
-
-
-def extract_usage(blob: bytes) -> tuple[int, int] | None:
-    """(prompt_tokens, completion_tokens) from the last `"usage": {...}` in a JSON body or in
-    the tail of an SSE stream, else None. `"usage":` cannot occur unescaped inside a JSON
-    string, so the last occurrence is the real field; only that small object is parsed."""
-    at = blob.rfind(_USAGE_KEY)
-    while at != -1:
-        start = blob.find(b"{", at, at + 32)
-        if start != -1 and not blob[at + len(_USAGE_KEY) : start].strip():
-            end = _matching_brace(blob, start)
-            if end != -1:
-                try:
-                    usage = orjson.loads(blob[start : end + 1])
-                except orjson.JSONDecodeError:
-                    return None
-                prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-                if isinstance(prompt, int) and isinstance(completion, int):
-                    return max(prompt, 0), max(completion, 0)
-            return None
-        at = blob.rfind(_USAGE_KEY, 0, at)  # `"usage": null` in a later chunk: look earlier
-    return None
-
-
-def _matching_brace(blob: bytes, start: int) -> int:
-    depth = 0
-    for index in range(start, min(len(blob), start + _USAGE_MAX)):
-        char = blob[index]
-        if char == 0x7B:  # {
-            depth += 1
-        elif char == 0x7D:  # }
-            depth -= 1
-            if depth == 0:
-                return index
-    return -1
 
 
 class UsageRecorder:
@@ -118,8 +79,8 @@ class UsageRecorder:
             record["client"],
             record["key_id"],
             record["model"]["requested"] or "",
-            usage.get("prompt_tokens", 0),
-            usage.get("completion_tokens", 0),
+            usage.get("input_tokens", 0),
+            usage.get("output_tokens", 0),
         )
 
     def start(self) -> None:

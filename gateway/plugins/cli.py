@@ -15,9 +15,8 @@ from typing import Any
 from redis.asyncio import Redis
 
 from gateway.config import Settings
-from gateway.errors import InvalidRequestError, NotFoundError
+from gateway.errors import InvalidRequestError, NotFoundError, PolicyError
 from gateway.plugins.manifest import parse_plugin, read_manifest
-from gateway.policy import PolicyError
 from gateway.store.repositories import ClientRepository
 
 Emit = Callable[[argparse.Namespace, Any, str], None]

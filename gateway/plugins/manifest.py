@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gateway.documents import read_document
-from gateway.policy import PolicyError
+from gateway.errors import PolicyError
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _MAX_TIMEOUT = 60.0

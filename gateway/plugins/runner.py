@@ -13,12 +13,9 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
+from gateway.errors import PluginRefusedError, ToolFailedError
 from gateway.plugins.manifest import HttpPluginConfig, Plugin
-from gateway.plugins.ssrf import PinnedResolver, PluginRefusedError, checked_addresses
-
-
-class ToolFailedError(Exception):
-    """The tool ran but could not produce an answer."""
+from gateway.plugins.ssrf import PinnedResolver, checked_addresses
 
 
 def parse_arguments(raw: Any) -> dict[str, Any]:

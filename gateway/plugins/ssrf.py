@@ -16,13 +16,10 @@ from typing import Any
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from gateway.errors import PluginRefusedError
 from gateway.plugins.manifest import HttpPluginConfig
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-class PluginRefusedError(Exception):
-    """The plugin's request was refused before anything was sent."""
 
 
 def address_refusal(address: IPAddress, config: HttpPluginConfig) -> str | None:

@@ -12,7 +12,7 @@ from typing import Any, Self
 
 import orjson
 
-from gateway.policy import ClientPolicy
+from gateway.rewrite import ClientPolicy
 
 
 def _from_mapping(cls: type[Any], data: dict[str, Any]) -> Any:
@@ -64,7 +64,7 @@ class ClientRecord(_JsonRecord):
     max_concurrent: int | None = None
     tokens_per_day: int | None = None
     tokens_per_month: int | None = None
-    #: Rewrite rules (see `gateway.policy`); stored as a JSON object.
+    #: Rewrite rules (see `gateway.rewrite`); stored as a JSON object.
     policy: ClientPolicy = dataclasses.field(default_factory=ClientPolicy)
 
     def __post_init__(self) -> None:

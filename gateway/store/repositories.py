@@ -12,15 +12,9 @@ import time
 
 from redis.asyncio import Redis
 
-from gateway.errors import GatewayError, NotFoundError
+from gateway.errors import NotFoundError, RecordExistsError
 from gateway.store import keys
 from gateway.store.records import ApiKeyRecord, ClientRecord, DomainRecord
-
-
-class RecordExistsError(GatewayError):
-    status = 409
-    error_type = "invalid_request_error"
-    default_code = "already_exists"
 
 
 class _Repository:

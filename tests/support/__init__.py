@@ -1,0 +1,1 @@
+"""Test helpers: real servers (upstream, plugins, DNS, Redis Cluster) and shared fixtures code."""

@@ -1,4 +1,4 @@
-"""A client's policy: what the gateway rewrites in a tenant's request before the upstream sees it.
+"""Rewrite rules, a client's policy: what the gateway changes in a request before the upstream.
 
 `ClientPolicy` is stored on the client record (JSON, unknown keys ignored). `apply_policy`
 returns a rewritten copy of the body, or None when nothing in the policy changed this request:
@@ -14,10 +14,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
-from gateway.errors import InvalidRequestError
+from gateway.errors import InvalidRequestError, PolicyError
 
-Endpoint = Literal["chat", "completions", "embeddings", "responses"]
+#: The tenant endpoints, by the names the pipeline's routes, providers and rules use.
+Endpoint = Literal["chat", "completions", "embeddings", "responses", "models"]
 
 MODES = ("passthrough", "managed")
 SYSTEM_PROMPT_MODES = ("if-missing", "always")
@@ -31,13 +33,10 @@ CEILING_FIELDS: dict[Endpoint, tuple[str, ...]] = {
     "completions": ("max_tokens",),
     "embeddings": (),
     "responses": ("max_output_tokens",),
+    "models": (),
 }
 
 _DEFAULT_AZURE_API_VERSION = "2024-10-21"
-
-
-class PolicyError(ValueError):
-    """A policy document or flag is malformed (the CLI reports it, exit 1)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -50,6 +49,18 @@ class UpstreamTarget:
 
     def public_dict(self) -> dict[str, Any]:
         return {"url": self.url, "key_env": self.key_env, "key": "***" if self.key else ""}
+
+    def public_url(self) -> str:
+        """The URL as logs and the journal show it: without any `user:password@`."""
+        return public_url(self.url)
+
+
+def public_url(url: str) -> str:
+    """`url` without userinfo (`http://user:pass@host/v1` -> `http://host/v1`)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -270,10 +281,6 @@ def _apply_system_prompt(policy: ClientPolicy, endpoint: Endpoint, out: dict[str
             out["instructions"] = policy.system_prompt
         elif always and isinstance(current, str):
             out["instructions"] = policy.system_prompt + "\n\n" + current
-
-
-def upstream_model(policy: ClientPolicy, model: str) -> str:
-    return policy.aliases.get(model, model)
 
 
 def alias_listing(policy: ClientPolicy) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from gateway.store import keys
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "docs" / "journal.schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "journal.schema.json"
 
 
 @functools.cache
@@ -52,10 +52,12 @@ async def wait_for_records(
 
 
 async def wait_for_record(redis: Redis, request_id: str, within: float = 10.0) -> dict[str, Any]:
+    """The record whose `request_id` (the gateway's) or `client_request_id` (what the test sent
+    as `X-Client-Request-Id`) is `request_id`."""
     deadline = time.monotonic() + within
     while True:
         for record in await journal_records(redis):
-            if record["request_id"] == request_id:
+            if request_id in (record["request_id"], record["client_request_id"]):
                 return record
         assert time.monotonic() < deadline, f"no journal record for {request_id}"
         await asyncio.sleep(0.02)
@@ -63,7 +65,7 @@ async def wait_for_record(redis: Redis, request_id: str, within: float = 10.0) -
 
 def validate_all_records(url: str) -> int:
     """Check every record left in the journal at `url` (run after a test); returns how many."""
-    if "+cluster://" in url:  # a Redis Cluster (tests/redis_cluster.py)
+    if "+cluster://" in url:  # a Redis Cluster (tests/support/redis_cluster.py)
         client: Any = sync_redis.RedisCluster.from_url(url.replace("+cluster", "", 1))
     else:
         client = sync_redis.Redis.from_url(url, socket_timeout=5)

@@ -2,7 +2,8 @@
 limit, one limit, and every limit (set so high they never refuse); interleaved rounds of a fixed
 number of requests at a fixed concurrency, on loopback. Bounded in count and time.
 
-    .venv/bin/python -m tests.measure_limits_cost [--requests 2000] [--rounds 5] [--parallel 8]
+    .venv/bin/python -m tests.support.measure_limits_cost \
+        [--requests 2000] [--rounds 5] [--parallel 8]
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from typing import Any
 import aiohttp
 import orjson
 
-from gateway.app import create_redis
 from gateway.keys_service import issue_key
 from gateway.redis_server import EmbeddedRedis
 from gateway.store.records import ClientRecord
+from gateway.store.redis import create_redis
 from gateway.store.repositories import ApiKeyRepository, ClientRepository
 from tests.conftest import free_port
 

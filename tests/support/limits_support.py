@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from gateway import appkeys
 from gateway.store import keys
-from tests.helpers import wait_for
+from tests.support.helpers import wait_for
 
 #: The usage the suite's upstream reports for a stream: 7 prompt tokens, one token per word.
 STREAM_PROMPT_TOKENS = 7

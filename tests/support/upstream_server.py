@@ -6,6 +6,8 @@ It answers by the request's `model`, so one server covers every behaviour:
 - `slow`: waits `slow_seconds` before answering;
 - `error-429` / `error-400`: an OpenAI-shaped error with that status;
 - `error-500-html`: an HTML 500 page, which the gateway must not pass off as OpenAI's;
+- `echo-headers-500`: a plain-text 500 that echoes every request header (credentials too), as
+  some broken proxies do: the gateway must not repeat it to the tenant;
 - `break-stream`: sends one chunk, then drops the connection.
 `failures` is a queue of failures for the next POSTs, whatever their model: `429` (with
 `Retry-After: retry_after` when set), `500`, `503` (OpenAI-shaped), `html-502`, `slow` (waits
@@ -98,14 +100,17 @@ def text_completion(model: str) -> dict[str, Any]:
     }
 
 
-def completion_text_chunks(model: str) -> list[bytes]:
+def completion_text_chunks(model: str, *, usage: bool = False) -> list[bytes]:
+    whole = text_completion(model)
     chunks = [
         {
-            **text_completion(model),
+            **{k: v for k, v in whole.items() if k != "usage"},
             "choices": [{"text": t, "index": 0, "logprobs": None, "finish_reason": None}],
         }
         for t in (" wor", "ld")
     ]
+    if usage:  # stream_options.include_usage: one last chunk with no choices
+        chunks.append({**chunks[0], "choices": [], "usage": whole["usage"]})
     return [b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks] + [b"data: [DONE]\n\n"]
 
 
@@ -267,7 +272,11 @@ class UpstreamServer:
             return web.json_response(embedding_reply(model, data))
         if kind == "completions":
             if data.get("stream"):
-                return await self._stream_events(request, completion_text_chunks(model))
+                options = data.get("stream_options") or {}
+                usage = options.get("include_usage") is True
+                return await self._stream_events(
+                    request, completion_text_chunks(model, usage=usage)
+                )
             return web.json_response(text_completion(model))
         if data.get("stream"):
             return await self._stream_events(request, response_events(model))
@@ -308,6 +317,9 @@ class UpstreamServer:
             return failed
         data = seen.json
         model = data.get("model", "")
+        if model == "echo-headers-500":
+            echoed = "\n".join(f"{name}: {value}" for name, value in request.headers.items())
+            return web.Response(status=500, text=echoed)
         if model.startswith("error-") and model[6:9].isdigit() and not model.endswith("html"):
             status = int(model[6:9])
             body = {

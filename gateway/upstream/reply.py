@@ -1,0 +1,80 @@
+"""`UpstreamReply`: the final answer of an upstream, still open.
+
+The transport returns it once retries and fallbacks are done; the relay reads it (as one body or
+chunk by chunk) and closes it. Every read maps client-library errors (`upstream_errors`), so a
+stream that breaks mid-way raises `UpstreamError` from `chunks()`, never `aiohttp.ClientError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+from multidict import CIMultiDictProxy
+
+from gateway.errors import UpstreamError
+from gateway.upstream.errors import upstream_errors
+
+
+class UpstreamReply:
+    __slots__ = ("_response", "label")
+
+    def __init__(self, response: aiohttp.ClientResponse, label: str) -> None:
+        self._response = response
+        self.label = label
+
+    @property
+    def status(self) -> int:
+        return self._response.status
+
+    @property
+    def headers(self) -> CIMultiDictProxy[str]:
+        return self._response.headers
+
+    @property
+    def content_type(self) -> str:
+        return self._response.content_type
+
+    @property
+    def is_event_stream(self) -> bool:
+        return self._response.content_type == "text/event-stream"
+
+    async def read(self) -> bytes:
+        with upstream_errors():
+            return await self._response.read()
+
+    async def json_object(self) -> dict[str, Any]:
+        """The body as a JSON object, or 502 when it is not one."""
+        body = await self.read()
+        try:
+            value = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamError(
+                "the upstream provider sent a body that is not JSON",
+                code="upstream_bad_response",
+            ) from exc
+        if not isinstance(value, dict):
+            raise UpstreamError(
+                "the upstream provider sent a body that is not a JSON object",
+                code="upstream_bad_response",
+            )
+        return value
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body's bytes as they arrive."""
+        iterator = self._response.content.iter_any().__aiter__()
+        while True:
+            with upstream_errors():
+                try:
+                    data = await iterator.__anext__()
+                except StopAsyncIteration:
+                    return
+            yield data
+
+    def close(self) -> None:
+        self._response.close()
+
+    def release(self) -> None:
+        self._response.release()
