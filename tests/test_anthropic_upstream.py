@@ -20,7 +20,7 @@ from tests.support.anthropic_upstream import (
     THOUGHT,
     AnthropicUpstream,
 )
-from tests.upstream_server import UPSTREAM_KEY
+from tests.support.upstream_server import UPSTREAM_KEY
 
 HI: list[Any] = [{"role": "user", "content": "Hi there"}]
 WEATHER: Any = {

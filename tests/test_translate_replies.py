@@ -22,7 +22,7 @@ from gateway.translate.reply_from_anthropic import ChatChunksFromAnthropic, to_c
 from gateway.translate.reply_from_openai import AnthropicEventsFromChat, to_anthropic_message
 from gateway.translate.sse import SSEParser, encode_event
 from tests.support.anthropic_upstream import USAGE, message_events
-from tests.upstream_server import completion, stream_chunks
+from tests.support.upstream_server import completion, stream_chunks
 
 Event = tuple[str, dict[str, Any]]
 

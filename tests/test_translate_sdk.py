@@ -18,8 +18,8 @@ from gateway.translate.reply_from_openai import AnthropicEventsFromChat, to_anth
 from gateway.translate.sse import DONE, encode_data, encode_event
 from tests.conftest import AiohttpServer
 from tests.support.anthropic_upstream import USAGE, message_events
+from tests.support.upstream_server import completion
 from tests.test_translate_replies import TOOL_USE, claude_message, tool_chunks
-from tests.upstream_server import completion
 
 HI: Any = [{"role": "user", "content": "Hi"}]
 

@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.upstream_server import UPSTREAM_KEY, SeenRequest
+from tests.support.upstream_server import UPSTREAM_KEY, SeenRequest
 
 REQUEST_ID = "req_upstream_anthropic_1"
 TEXT = "Hello from Claude"
