@@ -35,6 +35,7 @@ from gateway.errors import (
 from gateway.exchange import EXCHANGE, ApiFormat, Exchange
 from gateway.journal.record import build_record
 from gateway.pipeline import peer_is_trusted
+from gateway.translate.anthropic_errors import gateway_error_bytes
 
 log = structlog.get_logger("gateway.access")
 
@@ -54,6 +55,7 @@ _OUTCOMES = {
 #: How each API renders a gateway error (a provider route registers its own shape here).
 ERROR_RENDERERS: dict[ApiFormat, Callable[[GatewayError], bytes]] = {
     "openai": GatewayError.to_bytes,
+    "anthropic": gateway_error_bytes,
 }
 
 
@@ -186,6 +188,8 @@ async def stamp_response(request: web.Request, response: web.StreamResponse) -> 
         return
     headers = response.headers
     headers["x-request-id"] = exchange.request_id
+    if exchange.api == "anthropic":  # where Anthropic's SDK reads it (`error.request_id`)
+        headers["request-id"] = exchange.request_id
     if exchange.client_request_id is not None:
         headers["x-client-request-id"] = exchange.client_request_id
     if exchange.extra_headers:

@@ -73,6 +73,8 @@ class RecordDraft:
     #: Upstream attempts (retries, fallbacks) and managed-mode hops, as the code path built them.
     attempts: list[dict[str, Any]]
     hops: list[dict[str, Any]]
+    #: The API of the request sent upstream (the provider's), None when none was sent.
+    upstream_api: str | None = None
 
 
 def _ms(start: float | None, end: float | None) -> float | None:
@@ -105,6 +107,7 @@ def build_record(
         host=request.host[:255],
         addressing=exchange.addressing,
         api=exchange.api,
+        upstream_api=identity.provider.api if identity and exchange.attempts else None,
         account=client.account if client else None,
         client=client.name if client else None,
         key_id=identity.user.key_id if identity else None,
@@ -233,6 +236,7 @@ def finalize(draft: RecordDraft, policy: RedactionPolicy, limit: int) -> dict[st
         "host": draft.host,
         "addressing": draft.addressing,
         "api": draft.api,
+        "upstream_api": draft.upstream_api,
         "model": {"requested": draft.model, "answered": answered},
         "usage": _usage_record(usage),
         "stream": stream,

@@ -51,6 +51,11 @@ def gateway_error_body(exc: GatewayError, request_id: str | None = None) -> dict
     return anthropic_error_body(error_type_for(exc.status), exc.message, request_id)
 
 
+def gateway_error_bytes(exc: GatewayError) -> bytes:
+    """The error middleware's renderer for Anthropic routes (the id goes in `request-id`)."""
+    return orjson.dumps(gateway_error_body(exc))
+
+
 def is_anthropic_error(body: bytes) -> bool:
     try:
         data = orjson.loads(body)

@@ -16,7 +16,8 @@ It answers by the request's `model`:
 - `error-NNN`: an Anthropic error with status NNN and its documented type;
 - `stream-error`: a stream that sends message_start, then an `overloaded_error` event;
 - `pause-stream`: sends message_start, then waits until the test calls `release()`.
-`POST /v1/messages/count_tokens` answers `{"input_tokens": N}` (N: words in system + messages).
+`POST /v1/messages/count_tokens` answers `{"input_tokens": N}` (N: words in system + messages);
+`GET /v1/models` lists `claude-test`.
 Every request is recorded (`seen`) for assertions.
 """
 
@@ -194,7 +195,25 @@ class AnthropicUpstream:
         app = web.Application()
         app.router.add_post("/v1/messages", self.messages)
         app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
+        app.router.add_get("/v1/models", self.models)
         return app
+
+    async def models(self, request: web.Request) -> web.StreamResponse:
+        """Anthropic's model list (one page)."""
+        self.seen.append(SeenRequest(request.method, request.path, dict(request.headers), b""))
+        model = {
+            "type": "model",
+            "id": "claude-test",
+            "display_name": "Claude Test",
+            "created_at": "2025-01-01T00:00:00Z",
+        }
+        listing = {
+            "data": [model],
+            "has_more": False,
+            "first_id": "claude-test",
+            "last_id": "claude-test",
+        }
+        return web.json_response(listing, headers={"request-id": REQUEST_ID})
 
     async def _accept(self, request: web.Request) -> dict[str, Any] | web.Response:
         """The recorded, checked request body, or the error Anthropic would answer."""
