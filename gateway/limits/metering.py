@@ -102,6 +102,8 @@ def usage_of(exchange: Exchange, response: web.StreamResponse | None) -> Usage |
     """Real usage, when the response carried it: a JSON body's, or a stream's from the tail of
     its capture (the gateway asks the upstream for it). Past the capture limit, or without
     it, the reservation stands as the usage."""
+    if exchange.endpoint == "count_tokens" and response is not None and response.status < 400:
+        return Usage(0, 0)  # Anthropic's token count generates nothing and is not billed
     capture = exchange.capture
     if capture is not None:
         if capture.truncated or not capture.parts:
