@@ -20,10 +20,13 @@ import anthropic
 import openai
 import orjson
 import pytest
+import redis as sync_redis_lib
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
-from tests.conftest import AiohttpServer, Tenant, make_tenant
+from gateway.store import keys
+from gateway.store.records import ClientRecord
+from tests.conftest import ACCOUNT, AiohttpServer, Cli, Tenant, make_tenant
 from tests.support.anthropic_upstream import TEXT, AnthropicUpstream
 from tests.support.helpers import raw_request
 from tests.support.journal_helpers import wait_for_record
@@ -429,3 +432,28 @@ async def test_anthropic_caller_refusals_and_upstream_errors(
         "message": "upstream says 429",
     }
     assert "count_tokens" in counted.value.message
+
+
+def test_cli_adds_an_anthropic_client(cli: Cli, sync_redis: sync_redis_lib.Redis) -> None:
+    added = cli(
+        "clients",
+        "add",
+        "claude-cli",
+        "--account",
+        ACCOUNT,
+        "--provider",
+        "anthropic",
+        "--upstream-url",
+        "https://api.anthropic.com",
+        "--upstream-key-env",
+        "ANTHROPIC_KEY",
+        "--json",
+    )
+    assert added.code == 0, added.err
+    assert added.json["provider"] == "anthropic"
+    stored = ClientRecord.from_json(sync_redis.get(keys.client(ACCOUNT, "claude-cli")) or b"")
+    assert (stored.provider, stored.upstream_key_env) == ("anthropic", "ANTHROPIC_KEY")
+    assert stored.upstream_url == "https://api.anthropic.com"
+    missing = cli("clients", "add", "x", "--account", ACCOUNT, "--provider", "anthropic")
+    assert missing.code != 0
+    assert "--upstream-url" in missing.err
