@@ -457,3 +457,84 @@ def test_cli_adds_an_anthropic_client(cli: Cli, sync_redis: sync_redis_lib.Redis
     missing = cli("clients", "add", "x", "--account", ACCOUNT, "--provider", "anthropic")
     assert missing.code != 0
     assert "--upstream-url" in missing.err
+
+
+# -- streams that pause, break or fail; model listing -------------------------------------------
+
+
+async def test_translated_streams_relay_the_first_event_before_the_upstream_finishes(
+    gateway: TestServer,
+    claude_tenant: Tenant,
+    claude: tuple[AnthropicUpstream, str],
+    tenant: Tenant,
+    upstream_server: UpstreamServer,
+) -> None:
+    behaviour, _ = claude
+    async with openai.AsyncOpenAI(**openai_kwargs(gateway, claude_tenant)) as sdk:
+        stream = await sdk.chat.completions.create(model="pause-stream", messages=HI, stream=True)
+        iterator = stream.__aiter__()
+        first = await asyncio.wait_for(iterator.__anext__(), 5)
+        assert first.choices[0].delta.role == "assistant"
+        assert not behaviour.released.is_set()
+        behaviour.release()
+        assert (
+            "".join([c.choices[0].delta.content or "" async for c in iterator if c.choices]) == TEXT
+        )
+    async with anthropic.AsyncAnthropic(**anthropic_kwargs(gateway, tenant)) as claude_sdk:
+        events = await claude_sdk.messages.create(
+            model="pause-stream", max_tokens=20, messages=HI, stream=True
+        )
+        claude_iterator = events.__aiter__()
+        assert (await asyncio.wait_for(claude_iterator.__anext__(), 5)).type == "message_start"
+        assert not upstream_server.released.is_set()
+        upstream_server.release()
+        assert [event.type async for event in claude_iterator][-1] == "message_stop"
+
+
+async def test_broken_and_failed_streams_end_with_an_error_the_sdk_raises(
+    gateway: TestServer, claude_tenant: Tenant, tenant: Tenant, redis: Redis
+) -> None:
+    async with anthropic.AsyncAnthropic(**anthropic_kwargs(gateway, claude_tenant)) as sdk:
+        for model in ("break-stream", "stream-error"):  # native: relayed, and cut off
+            raw = await sdk.messages.with_raw_response.create(
+                model=model, max_tokens=5, messages=HI, stream=True
+            )
+            with pytest.raises(anthropic.APIStatusError):
+                async for _ in await raw.parse():
+                    pass
+            record = await wait_for_record(redis, raw.headers["x-request-id"])
+            assert record["status"] == 200
+    assert record["stream"]["chunks"] >= 1
+    async with anthropic.AsyncAnthropic(**anthropic_kwargs(gateway, tenant)) as sdk:
+        raw = await sdk.messages.with_raw_response.create(  # translated: OpenAI stream cut off
+            model="break-stream", max_tokens=5, messages=HI, stream=True
+        )
+        with pytest.raises(anthropic.APIStatusError) as broken:
+            async for _ in await raw.parse():
+                pass
+    assert "broke off" in str(broken.value)
+    record = await wait_for_record(redis, raw.headers["x-request-id"])
+    assert record["outcome"] == "upstream_error"
+    async with openai.AsyncOpenAI(**openai_kwargs(gateway, claude_tenant)) as openai_sdk:
+        response = await openai_sdk.chat.completions.with_raw_response.create(
+            model="stream-error", messages=HI, stream=True
+        )
+        with pytest.raises(openai.APIError) as failed:
+            async for _ in response.parse():
+                pass
+    assert "Overloaded" in str(failed.value)
+    record = await wait_for_record(redis, response.headers["x-request-id"])
+    assert record["outcome"] == "upstream_error"
+    assert record["error"]["type"] == "overloaded_error"
+
+
+async def test_openai_models_list_on_an_anthropic_client(
+    gateway: TestServer, claude_tenant: Tenant, claude: tuple[AnthropicUpstream, str]
+) -> None:
+    async with openai.AsyncOpenAI(**openai_kwargs(gateway, claude_tenant)) as sdk:
+        models = await sdk.models.list()
+    assert [(m.id, m.owned_by, m.created) for m in models.data] == [
+        ("claude-test", "anthropic", 1735689600)
+    ]
+    seen = claude[0].seen[-1]
+    assert (seen.path, seen.headers["x-api-key"]) == ("/v1/models", UPSTREAM_KEY)

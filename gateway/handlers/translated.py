@@ -108,6 +108,12 @@ async def _error_reply(
     return web.json_response(converted, status=status, dumps=lambda o: orjson.dumps(o).decode())
 
 
+def _stream_failed(request: web.Request, kind: str, message: str) -> None:
+    """The upstream ended its stream with an error event: the journal says so."""
+    error = {"message": message, "type": kind, "param": None, "code": "upstream_stream_error"}
+    exchange_of(request).ended("upstream_error", error)
+
+
 def _close(result: Result) -> None:
     if isinstance(result, UpstreamReply):
         result.close()
@@ -149,7 +155,9 @@ async def _anthropic_events(request: web.Request, result: Result, model: str) ->
     translator = AnthropicEventsFromChat(model)
     try:
         async for chunk in _events_of(result):
-            for _, event in translator.feed(chunk):
+            for name, event in translator.feed(chunk):
+                if name == "error":
+                    _stream_failed(request, event["error"]["type"], event["error"]["message"])
                 yield event
         exchange_of(request).upstream_finished()
         for _, event in translator.finish():
@@ -191,6 +199,8 @@ async def _chat_chunks(request: web.Request, result: Result, include_usage: bool
     try:
         async for event in _events_of(result):
             for chunk in translator.feed(event):
+                if isinstance(chunk.get("error"), dict):
+                    _stream_failed(request, chunk["error"]["type"], chunk["error"]["message"])
                 yield chunk
         exchange_of(request).upstream_finished()
     finally:

@@ -15,7 +15,8 @@ It answers by the request's `model`:
 - `max-tokens` / `stop-sequence`: stops for that reason;
 - `error-NNN`: an Anthropic error with status NNN and its documented type;
 - `stream-error`: a stream that sends message_start, then an `overloaded_error` event;
-- `pause-stream`: sends message_start, then waits until the test calls `release()`.
+- `pause-stream`: sends message_start, then waits until the test calls `release()`;
+- `break-stream`: sends message_start, then drops the connection.
 `POST /v1/messages/count_tokens` answers `{"input_tokens": N}` (N: words in system + messages);
 `GET /v1/models` lists `claude-test`.
 Every request is recorded (`seen`) for assertions.
@@ -289,5 +290,9 @@ class AnthropicUpstream:
                 self.first_event_sent.set()
                 if model == "pause-stream":
                     await self.released.wait()
+                if model == "break-stream":
+                    assert request.transport is not None
+                    request.transport.close()
+                    return response
         await response.write_eof()
         return response
