@@ -11,10 +11,11 @@ TEST_STAMP := $(VENV)/.test-installed
 
 install: $(STAMP)
 
-$(STAMP): setup.cfg pyproject.toml
+# Every Python dependency comes pinned from constraints.txt (the Dockerfile installs from it too).
+$(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,embedded]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,embedded]'
 	touch $(STAMP)
 
 $(TEST_STAMP): $(STAMP) tests/support/thirdparty/pyproject.toml

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Generic, TypeVar
@@ -106,26 +107,63 @@ def _retrieve(task: asyncio.Task[Any]) -> None:
 
 
 class InvalidationListener:
-    """Subscribes to the invalidation channel and calls `on_message` for each message."""
+    """Subscribes to the invalidation channel and calls `on_message` for each message.
+
+    While Redis is away it retries with a doubling delay (`retry_delay` up to `max_delay`, which
+    stays near the cache TTL so invalidations resume soon after Redis does), and logs
+    `invalidation_listener_lost` at once and then at most once per `log_interval`, with the
+    number of failed attempts since the last line; `invalidation_listener_restored` says how many
+    attempts failed in all.
+    """
 
     def __init__(
-        self, redis: Redis, on_message: Callable[[str], None], retry_delay: float = 0.5
+        self,
+        redis: Redis,
+        on_message: Callable[[str], None],
+        retry_delay: float = 0.5,
+        *,
+        max_delay: float = 5.0,
+        log_interval: float = 30.0,
     ) -> None:
         self.redis = redis
         self.on_message = on_message
         self.retry_delay = retry_delay
+        self.max_delay = max_delay
+        self.log_interval = log_interval
         self.subscribed = asyncio.Event()
+        self.failures = 0  # failed attempts since the last successful subscription
 
     async def run(self) -> None:
+        delay = self.retry_delay
+        unlogged = 0
+        logged_at = -math.inf
         while True:
             try:
                 await self._listen()
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
-                self.subscribed.clear()
-                log.warning("invalidation_listener_lost", error=str(exc))
-                await asyncio.sleep(self.retry_delay)
+                if self.subscribed.is_set():  # it had been up: a fresh outage
+                    self.subscribed.clear()
+                    delay, logged_at, unlogged = self.retry_delay, -math.inf, 0
+                self.failures += 1
+                unlogged += 1
+                now = time.monotonic()
+                if now - logged_at >= self.log_interval:
+                    log.warning(
+                        "invalidation_listener_lost",
+                        error=str(exc),
+                        failures=unlogged,
+                        retry_in=round(delay, 3),
+                    )
+                    unlogged, logged_at = 0, now
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_delay)
+
+    def _restored(self) -> None:
+        if self.failures:
+            log.info("invalidation_listener_restored", failures=self.failures)
+        self.failures = 0
 
     async def _listen(self) -> None:
         pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
@@ -133,6 +171,7 @@ class InvalidationListener:
             await pubsub.subscribe(keys.INVALIDATION_CHANNEL)
             # Anything published while we were not subscribed is lost: start from nothing.
             self.on_message("*")
+            self._restored()
             self.subscribed.set()
             async for message in pubsub.listen():
                 if message.get("type") != "message":

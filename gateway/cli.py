@@ -1,4 +1,5 @@
-"""The `gateway` command: `serve`, and the admin sub-commands for clients, keys and domains.
+"""The `gateway` command: `serve`, and the admin groups `clients`, `keys`, `usage`, `domains`,
+`journal` and `plugins` (`gateway COMMAND --help` for each).
 
 Exit codes: 0 success, 2 usage error (argparse), 1 any other failure with a one-line reason on
 stderr. Commands that print records take `--json`. With no `GATEWAY_REDIS_URL`, admin commands
@@ -22,6 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway import __version__
+from gateway.cli_text import fields_text, key_state
 from gateway.config import Settings, load_settings, read_or_create_token, resolve_secret
 from gateway.demo import DEMO_ADMIN_TOKEN_FILE
 from gateway.domains import (
@@ -38,6 +40,8 @@ from gateway.keys_service import issue_key
 from gateway.limits.cli import add_limit_arguments, limit_changes, limits_text, usage_report
 from gateway.plugins.cli import add_plugin_commands
 from gateway.policy_cli import add_policy_arguments, apply_policy_arguments
+from gateway.redis_server import embedded_url
+from gateway.redis_url import redis_failure
 from gateway.server import redis_for, serve
 from gateway.store.records import ClientRecord
 from gateway.store.redis import create_redis
@@ -108,9 +112,11 @@ async def clients_add(args: argparse.Namespace, settings: Settings, redis: Redis
         cors_origins=tuple(args.cors_origin or ()),
     )
     record = apply_policy_arguments(record, args)
+    limits = limit_changes(args)
+    record = dataclasses.replace(record, **limits)
     await ClientRepository(redis).add(record)
     data = record.public_dict(settings.api_domain)
-    emit(args, data, "added " + _client_text(data))
+    emit(args, data, "added " + _client_text(data) + ("  " + limits_text(record) if limits else ""))
 
 
 async def clients_update(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
@@ -133,7 +139,7 @@ async def clients_list(args: argparse.Namespace, settings: Settings, redis: Redi
 async def clients_show(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
     record = await ClientRepository(redis).require(args.account, args.name)
     data = record.public_dict(settings.api_domain)
-    emit(args, data, "\n".join(f"{k}: {v}" for k, v in data.items()))
+    emit(args, data, fields_text({"hostname": data["hostname"], **data}, nested=("policy",)))
 
 
 async def clients_remove(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
@@ -162,8 +168,7 @@ async def keys_create(args: argparse.Namespace, settings: Settings, redis: Redis
 async def keys_list(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
     records = [r.public_dict() for r in await ApiKeyRepository(redis).list(args.account)]
     lines = [
-        f"{r['id']}  {r['name']}  clients={','.join(r['clients']) or '*'}  "
-        f"{'revoked' if r['revoked_at'] else 'active'}"
+        f"{r['id']}  {r['name']}  clients={','.join(r['clients']) or '*'}  {key_state(r)}"
         for r in records
     ]
     emit(args, records, "\n".join(lines) or "no keys")
@@ -259,7 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
     add = clients.add_parser("add", help="add a client")
     add.add_argument("name", type=client_arg)
     add.add_argument("--account", type=account_arg, required=True)
-    add.add_argument("--provider", required=True, help="openai, echo, or a registered handler")
+    add.add_argument(
+        "--provider",
+        required=True,
+        help=f"a provider installed here: {', '.join(provider_names())}",
+    )
     add.add_argument(
         "--upstream-url", type=url_arg, help="base URL, e.g. https://api.openai.com/v1"
     )
@@ -270,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     secret_source.add_argument("--upstream-key", help="store the upstream key in Redis (less safe)")
     add.add_argument("--cors-origin", action="append", metavar="ORIGIN", help="repeatable")
     add_policy_arguments(add)
+    add_limit_arguments(add)
     _command(add, clients_add)
     update = clients.add_parser("update", help="change a client's settings and policy")
     update.add_argument("name", type=client_arg)
@@ -384,6 +394,7 @@ def _run_admin(func: Command, args: argparse.Namespace, settings: Settings) -> N
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    settings = Settings()
     try:
         settings = load_settings()
         if args.group == "serve":
@@ -393,7 +404,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GatewayError as exc:
         sys.stderr.write(f"gateway: {exc.message}\n")
         return 1
-    except (RedisError, OSError) as exc:
+    except RedisError as exc:
+        url = settings.redis_url or embedded_url(settings.var_path)
+        failure = redis_failure(url, exc, configured=bool(settings.redis_url))
+        sys.stderr.write(f"gateway: {failure}\n")
+        return 1
+    except OSError as exc:
         sys.stderr.write(f"gateway: {type(exc).__name__}: {exc}\n")
         return 1
     except KeyboardInterrupt:

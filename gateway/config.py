@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import ConfigError
+from gateway.redis_url import check_redis_url
 
 ENV_PREFIX = "GATEWAY_"
 DEFAULT_CONFIG_PATH = Path("config/gateway.toml")
@@ -142,6 +143,7 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("upstream_retries and upstream_backoff must not be negative")
     if not settings.api_domain or settings.api_domain != settings.api_domain.lower():
         raise ConfigError("api_domain must be a non-empty lower-case domain")
+    check_redis_url(settings.redis_url)
 
 
 def read_or_create_token(path: Path, *, create: bool) -> str | None:

@@ -140,6 +140,11 @@ class EmbeddedRedis:
             process.stderr.close()
 
 
+def embedded_url(var_dir: Path) -> str:
+    """The URL the embedded Redis of `var_dir` listens on (whether or not it is running)."""
+    return EmbeddedRedis(var_dir / "redis").url
+
+
 @contextlib.contextmanager
 def embedded_redis_url(var_dir: Path) -> Iterator[str]:
     """The URL of the gateway's private Redis under `var_dir`, started for the duration when no

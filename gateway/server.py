@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
@@ -23,7 +25,8 @@ from gateway import appkeys
 from gateway.admin.app import create_admin_app
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.demo import demo_instructions, ensure_demo_tenant
+from gateway.demo import DEMO_DIR, demo_instructions, ensure_demo_tenant
+from gateway.errors import ConfigError
 from gateway.logs import configure_logging
 from gateway.redis_server import embedded_redis_url
 from gateway.store.redis import create_redis
@@ -58,7 +61,12 @@ async def start_admin(settings: Settings, app: web.Application) -> web.AppRunner
         return None
     runner = web.AppRunner(create_admin_app(settings, app[appkeys.METRICS]), access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, settings.admin_host, settings.admin_port).start()
+    try:
+        site = web.TCPSite(runner, settings.admin_host, settings.admin_port)
+        await listen(site, settings.admin_host, settings.admin_port, "GATEWAY_ADMIN")
+    except BaseException:
+        await runner.cleanup()
+        raise
     log.info(
         "admin_listening",
         url=f"http://{display_host(settings.admin_host)}:{settings.admin_port}/admin/",
@@ -77,40 +85,88 @@ async def serve_app(
     app = create_app(settings, secret)
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
     await runner.setup()
-    admin_runner = await start_admin(settings, app) if admin else None
-    site = web.TCPSite(
-        runner,
-        settings.host,
-        settings.port,
-        reuse_port=reuse_port or None,
-        shutdown_timeout=SHUTDOWN_GRACE,
-        backlog=1024,
-    )
-    await site.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    port = runner.addresses[0][1] if runner.addresses else settings.port
-    log.info("gateway_listening", host=settings.host, port=port)
-    on_ready(port)
-    await stop.wait()
-    log.info("gateway_stopping")
-    if admin_runner is not None:
-        await admin_runner.cleanup()
-    await runner.cleanup()
+    admin_runner = None
+    try:
+        admin_runner = await start_admin(settings, app) if admin else None
+        site = web.TCPSite(
+            runner,
+            settings.host,
+            settings.port,
+            reuse_port=reuse_port or None,
+            shutdown_timeout=SHUTDOWN_GRACE,
+            backlog=1024,
+        )
+        await listen(site, settings.host, settings.port, "GATEWAY")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        port = runner.addresses[0][1] if runner.addresses else settings.port
+        log.info("gateway_listening", host=settings.host, port=port)
+        on_ready(port)
+        await stop.wait()
+        log.info("gateway_stopping")
+    finally:
+        # Also when a port is taken: what started (sessions, Redis, the journal) is closed,
+        # so the one-line error is not followed by asyncio's "Unclosed ..." warnings.
+        if admin_runner is not None:
+            await admin_runner.cleanup()
+        await runner.cleanup()
     log.info("gateway_stopped")
+
+
+async def listen(site: web.TCPSite, host: str, port: int, prefix: str) -> None:
+    """Start `site`, or say in one line which address failed and which setting moves it
+    (`prefix` is `GATEWAY` or `GATEWAY_ADMIN`: `GATEWAY_PORT`, `GATEWAY_ADMIN_HOST`, ...)."""
+    try:
+        await site.start()
+    except OSError as exc:
+        raise ConfigError(bind_failure(host, port, prefix, exc)) from exc
+
+
+def bind_failure(host: str, port: int, prefix: str, exc: OSError) -> str:
+    address = f"{display_host(host)}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        reason = f"port {port} is already in use ({address})"
+    elif exc.errno == errno.EACCES:
+        reason = f"no permission to listen on {address}"
+    else:
+        reason = f"cannot listen on {address}: {exc.strerror or exc}"
+    return f"{reason}: set {prefix}_PORT to a free port (or {prefix}_HOST to another address)"
 
 
 def _worker_main(settings: Settings, secret: str, index: int) -> None:
     configure_logging(settings.log_level, {"worker": index})
     # Only worker 0 serves the admin port (its /metrics are that worker's; docs/journal.md).
-    run_async(
-        serve_app(settings, secret, reuse_port=True, on_ready=lambda _port: None, admin=index == 0)
-    )
+    try:
+        run_async(
+            serve_app(
+                settings, secret, reuse_port=True, on_ready=lambda _port: None, admin=index == 0
+            )
+        )
+    except ConfigError as exc:
+        sys.stderr.write(f"gateway: worker {index}: {exc.message}\n")
+        raise SystemExit(1) from None
+
+
+def check_bindable(host: str, port: int, prefix: str, *, reuse_port: bool) -> None:
+    """Bind and release `host:port` once, so a taken port fails in the parent with one line
+    instead of once in every worker."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(bind_failure(host, port, prefix, exc)) from exc
 
 
 def _run_workers(settings: Settings, secret: str) -> None:
+    check_bindable(settings.host, settings.port, "GATEWAY", reuse_port=True)
+    if settings.admin_token:
+        check_bindable(settings.admin_host, settings.admin_port, "GATEWAY_ADMIN", reuse_port=False)
     context = multiprocessing.get_context("spawn")
     workers = [
         context.Process(target=_worker_main, args=(settings, secret, i), name=f"gateway-worker-{i}")
@@ -179,4 +235,11 @@ def _prepare_demo(settings: Settings, secret: str) -> str:
     if settings.admin_token:
         host = display_host(settings.admin_host)
         dashboard = f"http://{host}:{settings.admin_port}/admin/#token={settings.admin_token}"
-    return demo_instructions(hostname, key, display_host(settings.host), settings.port, dashboard)
+    return demo_instructions(
+        hostname,
+        key,
+        display_host(settings.host),
+        settings.port,
+        dashboard,
+        demo_dir=settings.var_path / DEMO_DIR,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -138,8 +139,8 @@ def test_clients_list_show_remove(cli: Cli) -> None:
         (ACCOUNT, "b"),
     ]
     shown = _ok(cli("clients", "show", "a", "--account", ACCOUNT)).out
-    assert f"hostname: a.{ACCOUNT}.api.localhost" in shown
-    assert "provider: echo" in shown
+    assert re.search(rf"^hostname: +a\.{ACCOUNT}\.api\.localhost$", shown, re.MULTILINE)
+    assert re.search(r"^provider: +echo$", shown, re.MULTILINE)
     assert _ok(cli("clients", "show", "a", "--account", ACCOUNT, "--json")).json["name"] == "a"
     removed = _ok(cli("clients", "remove", "a", "--account", ACCOUNT))
     assert removed.out == f"removed a.{ACCOUNT}.api.localhost\n"

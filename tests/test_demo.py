@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import stat
+from pathlib import Path
 
 import openai
 from aiohttp.test_utils import TestServer
@@ -15,6 +17,7 @@ from gateway.demo import (
     DEMO_CLIENT,
     DEMO_KEY_FILE,
     demo_instructions,
+    demo_snippets,
     ensure_demo_tenant,
 )
 from gateway.store.records import ClientRecord
@@ -83,6 +86,34 @@ def test_instructions_name_the_host_and_key() -> None:
     assert 'base_url="http://127.0.0.1:8123/v1"' in text
     assert f'api_key="{key}"' in text
     assert f'default_headers={{"Host": "{HOSTNAME}"}}' in text
+    assert 'baseURL: "http://127.0.0.1:8123/tenants/demo.0000-0000-0000/v1"' in text
+    assert f'apiKey: "{key}"' in text
+
+
+def test_snippets_are_printed_flush_left_and_written_to_private_files(tmp_path: Path) -> None:
+    key = "gwk_0123456789ab_" + "k" * 43
+    demo_dir = tmp_path / "var" / "demo"
+    text = demo_instructions(HOSTNAME, key, "127.0.0.1", 8123, demo_dir=demo_dir)
+    snippets = demo_snippets(HOSTNAME, key, "127.0.0.1", 8123)
+    assert [s.file_name for s in snippets] == ["curl.sh", "demo.py", "demo.mjs"]
+    assert stat.S_IMODE(demo_dir.stat().st_mode) == 0o700
+    assert f"API key (kept in {demo_dir.parent / DEMO_KEY_FILE}): {key}\n" in text
+    for snippet in snippets:
+        path = demo_dir / snippet.file_name
+        assert path.read_text(encoding="utf-8") == snippet.text + "\n"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600  # they hold the key
+        assert f"  {snippet.run} {path}\n" in text  # how to run it, with its path
+        # Printed as a block of its own lines, first line at the margin: pasting it into a file
+        # gives exactly the file.
+        assert f"\n\n{snippet.text}\n" in text
+        assert not snippet.text[0].isspace()
+    python = next(s for s in snippets if s.file_name == "demo.py")
+    compile(python.text, "demo.py", "exec")  # no IndentationError, no SyntaxError
+
+
+def test_instructions_without_a_directory_write_nothing(tmp_path: Path) -> None:
+    demo_instructions(HOSTNAME, "gwk_x", "127.0.0.1", 8123)
+    assert list(tmp_path.iterdir()) == []
 
 
 async def test_demo_key_works_end_to_end(

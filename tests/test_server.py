@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 import urllib.error
@@ -22,6 +22,7 @@ import pytest
 
 from gateway.demo import DEMO_ACCOUNT, DEMO_CLIENT
 from tests.conftest import ACCOUNT, TEST_SECRET, Cli, free_port
+from tests.support.node_sdk import node_openai
 
 START_DEADLINE = 30.0
 STOP_DEADLINE = 20.0
@@ -251,18 +252,42 @@ def test_two_workers_both_serve_and_all_stop(
     assert sorted(stopped, key=str) == [0, 1]
 
 
+def _demo_files(gateway: GatewayProcess) -> dict[str, Path]:
+    """The snippet files the demo printed (`  <how to run> <path>` lines), checked against the
+    printed text: each file is exactly what pasting its printed block would give."""
+    gateway.wait_for(lambda: "console.log(reply" in gateway.output, "the demo instructions")
+    text = gateway.output
+    files = {}
+    for line in text.splitlines():
+        if line.startswith("  ") and line.rstrip().endswith(("curl.sh", "demo.py", "demo.mjs")):
+            path = Path(line.split()[-1])
+            files[path.name] = path
+            snippet = path.read_text(encoding="utf-8")
+            assert not snippet[0].isspace()
+            assert "\n\n" + snippet in text, f"{path.name} is not printed flush left as is"
+    assert sorted(files) == ["curl.sh", "demo.mjs", "demo.py"]
+    return files
+
+
+def _run(argv: list[str], cwd: Path | None = None) -> str:
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False, cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def test_serve_demo_with_embedded_redis(
     tmp_path: Path, start_gateway: Callable[..., GatewayProcess]
 ) -> None:
     gateway = start_gateway("--demo", redis=False, secret=False)
     gateway.wait_ready()
-    gateway.wait_for(lambda: "print(reply" in gateway.output, "the demo instructions")
+    files = _demo_files(gateway)
     text = gateway.output
     hostname = f"{DEMO_CLIENT}.{DEMO_ACCOUNT}.api.localhost"
     key = (tmp_path / "var" / "demo.key").read_text(encoding="utf-8").strip()
     assert f"curl -s http://{hostname}:{gateway.port}/v1/chat/completions" in text
     assert f"Authorization: Bearer {key}" in text
     assert (tmp_path / "var" / "gateway.secret").is_file()
+    assert files["demo.py"] == tmp_path / "var" / "demo" / "demo.py"
 
     redis_children = [
         pid for pid, cmd in children_of(gateway.process.pid).items() if "redis" in cmd
@@ -270,22 +295,28 @@ def test_serve_demo_with_embedded_redis(
     assert len(redis_children) == 1
     assert (tmp_path / "var" / "redis" / "redis.sock").exists()
 
-    start = text.index("from openai import OpenAI")
-    end = text.index("\n", text.index("print(reply"))
-    snippet = textwrap.dedent(text[text.rindex("\n", 0, start) + 1 : end])
-    assert f'api_key="{key}"' in snippet
-    done = subprocess.run(
-        [sys.executable, "-c", snippet],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout == "echo: Hello, gateway!\n"
+    assert f'api_key="{key}"' in files["demo.py"].read_text(encoding="utf-8")
+    assert _run([sys.executable, str(files["demo.py"])]) == "echo: Hello, gateway!\n"
+    if shutil.which("curl"):  # curl resolves *.localhost to 127.0.0.1 by itself
+        reply = orjson.loads(_run(["sh", str(files["curl.sh"])]))
+        assert reply["choices"][0]["message"]["content"] == "echo: Hello, gateway!"
 
     assert gateway.terminate() == 0
     gateway.wait_for(
         lambda: not is_running(redis_children[0]), "the embedded redis-server to stop", 10.0
     )
     assert not (tmp_path / "var" / "redis" / "redis.sock").exists()
+
+
+def test_serve_demo_node_snippet_runs(
+    tmp_path: Path, start_gateway: Callable[..., GatewayProcess]
+) -> None:
+    modules = node_openai()
+    gateway = start_gateway("--demo", redis=False, secret=False)
+    gateway.wait_ready()
+    files = _demo_files(gateway)
+    demo_dir = files["demo.mjs"].parent
+    # What `npm install --prefix var/demo openai@6` leaves there, from the suite's npm cache.
+    (demo_dir / "node_modules").symlink_to(modules, target_is_directory=True)
+    assert _run(["node", str(files["demo.mjs"])], cwd=tmp_path) == "echo: Hello, gateway!\n"
+    assert gateway.terminate() == 0

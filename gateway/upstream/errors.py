@@ -20,23 +20,32 @@ import orjson
 from gateway.errors import UpstreamError, UpstreamTimeoutError
 
 
+def map_upstream_error(exc: BaseException, what: str = "the upstream provider") -> UpstreamError:
+    """The gateway error for a client-library failure (see the table above)."""
+    if isinstance(exc, TimeoutError):
+        return UpstreamTimeoutError(f"{what} did not answer in time")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return UpstreamError(
+            f"cannot connect to {what} ({exc.host}:{exc.port})", code="upstream_unreachable"
+        )
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return UpstreamError(f"{what} sent a broken body", code="upstream_bad_response")
+    return UpstreamError(
+        f"the request to {what} failed: {type(exc).__name__}", code="upstream_error"
+    )
+
+
+#: What `map_upstream_error` maps: everything else passes through.
+UPSTREAM_FAILURES = (TimeoutError, aiohttp.ClientError)
+
+
 @contextlib.contextmanager
 def upstream_errors(what: str = "the upstream provider") -> Iterator[None]:
     """Map aiohttp's exceptions and timeouts raised inside the block (`raise ... from exc`)."""
     try:
         yield
-    except TimeoutError as exc:
-        raise UpstreamTimeoutError(f"{what} did not answer in time") from exc
-    except aiohttp.ClientConnectorError as exc:
-        raise UpstreamError(
-            f"cannot connect to {what} ({exc.host}:{exc.port})", code="upstream_unreachable"
-        ) from exc
-    except aiohttp.ClientPayloadError as exc:
-        raise UpstreamError(f"{what} sent a broken body", code="upstream_bad_response") from exc
-    except aiohttp.ClientError as exc:
-        raise UpstreamError(
-            f"the request to {what} failed: {type(exc).__name__}", code="upstream_error"
-        ) from exc
+    except UPSTREAM_FAILURES as exc:
+        raise map_upstream_error(exc, what) from exc
 
 
 def is_api_error(body: bytes) -> bool:

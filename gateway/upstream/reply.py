@@ -15,7 +15,7 @@ import orjson
 from multidict import CIMultiDictProxy
 
 from gateway.errors import UpstreamError
-from gateway.upstream.errors import upstream_errors
+from gateway.upstream.errors import UPSTREAM_FAILURES, map_upstream_error, upstream_errors
 
 
 class UpstreamReply:
@@ -63,14 +63,15 @@ class UpstreamReply:
         return value
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        """The body's bytes as they arrive."""
+        """The body's bytes as they arrive (no context manager per chunk: this is hot)."""
         iterator = self._response.content.iter_any().__aiter__()
         while True:
-            with upstream_errors():
-                try:
-                    data = await iterator.__anext__()
-                except StopAsyncIteration:
-                    return
+            try:
+                data = await iterator.__anext__()
+            except StopAsyncIteration:
+                return
+            except UPSTREAM_FAILURES as exc:
+                raise map_upstream_error(exc) from exc
             yield data
 
     def close(self) -> None:
