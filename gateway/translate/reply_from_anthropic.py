@@ -72,6 +72,13 @@ def to_chat_completion(message: dict[str, Any], created: int) -> dict[str, Any]:
     }
 
 
+def _block_index(event: dict[str, Any]) -> int:
+    index = event.get("index", 0)
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise _unexpected("a content block event without an integer index")
+    return index
+
+
 def _tool_call(block: dict[str, Any], arguments: str) -> dict[str, Any]:
     return {
         "id": str(block.get("id", "")),
@@ -160,7 +167,7 @@ class ChatChunksFromAnthropic:
         assert block is None or isinstance(block, dict)
         if kind == "tool_use" and block is not None:
             index = len(self._tool_index)
-            self._tool_index[int(event.get("index", 0))] = index
+            self._tool_index[_block_index(event)] = index
             call = {"index": index, **_tool_call(block, "")}
             return [self._chunk({"tool_calls": [call]})]
         if kind == "text" and block is not None and block.get("text"):
@@ -179,7 +186,7 @@ class ChatChunksFromAnthropic:
         if kind == "thinking_delta":
             return [self._chunk({"reasoning_content": str(delta.get("thinking", ""))})]
         if kind == "input_json_delta":
-            index = self._tool_index.get(int(event.get("index", 0)))
+            index = self._tool_index.get(_block_index(event))
             if index is None:
                 raise _unexpected("tool input for a block that is not a tool call")
             arguments = str(delta.get("partial_json", ""))

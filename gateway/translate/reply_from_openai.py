@@ -47,8 +47,11 @@ def to_anthropic_message(completion: dict[str, Any]) -> dict[str, Any]:
         )
     if reply.get("content"):
         blocks.append({"type": "text", "text": str(reply["content"])})
-    for call in reply.get("tool_calls") or []:
-        function = call.get("function") or {}
+    for call in _list(reply.get("tool_calls")):
+        if not isinstance(call, dict):
+            continue
+        function = call.get("function") if isinstance(call.get("function"), dict) else {}
+        assert isinstance(function, dict)
         blocks.append(
             {
                 "type": "tool_use",
@@ -66,6 +69,10 @@ def to_anthropic_message(completion: dict[str, Any]) -> dict[str, Any]:
     message["content"] = blocks
     message["stop_reason"] = mapping.stop_reason(choice.get("finish_reason")) or "end_turn"
     return message
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _arguments(arguments: Any) -> dict[str, Any]:
@@ -109,7 +116,7 @@ class AnthropicEventsFromChat:
         events = [] if self.started else self._start(chunk)
         if isinstance(chunk.get("usage"), dict):
             self.usage = chunk["usage"]
-        for choice in chunk.get("choices") or []:
+        for choice in _list(chunk.get("choices")):
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
@@ -117,12 +124,14 @@ class AnthropicEventsFromChat:
             if delta.get("reasoning_content"):
                 events += self._open("thinking", -1)
                 events.append(
-                    self._delta({"type": "thinking_delta", "thinking": delta["reasoning_content"]})
+                    self._delta(
+                        {"type": "thinking_delta", "thinking": str(delta["reasoning_content"])}
+                    )
                 )
             if delta.get("content"):
                 events += self._open("text", -1)
-                events.append(self._delta({"type": "text_delta", "text": delta["content"]}))
-            for call in delta.get("tool_calls") or []:
+                events.append(self._delta({"type": "text_delta", "text": str(delta["content"])}))
+            for call in _list(delta.get("tool_calls")):
                 events += self._tool_call(call)
             if choice.get("finish_reason"):
                 self.stop_reason = mapping.stop_reason(choice["finish_reason"])
@@ -193,6 +202,11 @@ class AnthropicEventsFromChat:
         if not isinstance(call, dict):
             return []
         tool = call.get("index", 0)
+        if isinstance(tool, bool) or not isinstance(tool, int):
+            raise UpstreamError(
+                "the OpenAI upstream sent a tool call without an integer index",
+                code="upstream_bad_response",
+            )
         function = call.get("function") if isinstance(call.get("function"), dict) else {}
         assert isinstance(function, dict)
         events: list[tuple[str, dict[str, Any]]] = []
