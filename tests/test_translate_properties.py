@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from gateway.errors import GatewayError, InvalidRequestError
@@ -112,6 +112,10 @@ def feed_all(translator: ChatChunksFromAnthropic, events: list[dict[str, Any]]) 
 
 @EXAMPLES
 @given(message=OBJECTS, events=st.lists(OBJECTS, max_size=8))
+@example(
+    message={},
+    events=[{"type": "content_block_start", "index": "a", "content_block": {"type": "tool_use"}}],
+)
 def test_anthropic_replies_translate_or_are_upstream_errors(
     message: dict[str, Any], events: list[dict[str, Any]]
 ) -> None:
@@ -124,6 +128,8 @@ def test_anthropic_replies_translate_or_are_upstream_errors(
 
 @EXAMPLES
 @given(completion=OBJECTS, chunks=st.lists(OBJECTS, max_size=8))
+@example(completion={}, chunks=[{"choices": True}])  # found by this test
+@example(completion={}, chunks=[{"choices": [{"delta": {"tool_calls": [{"index": []}]}}]}])
 def test_openai_replies_translate_or_are_upstream_errors(
     completion: dict[str, Any], chunks: list[dict[str, Any]]
 ) -> None:
