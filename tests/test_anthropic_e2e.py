@@ -116,6 +116,7 @@ async def test_native_messages_relayed_byte_for_byte(
     assert all(claude_tenant.key not in value for value in seen.headers.values())
     assert headers["request-id"] == headers["x-request-id"]
     record = await wait_for_record(redis, headers["x-request-id"])
+    assert record["request"]["headers"]["x-api-key"] == "[REDACTED]"
     assert (record["api"], record["upstream_api"]) == ("anthropic", "anthropic")
     assert record["usage"] == {
         "input_tokens": 19,
@@ -538,3 +539,15 @@ async def test_openai_models_list_on_an_anthropic_client(
     ]
     seen = claude[0].seen[-1]
     assert (seen.path, seen.headers["x-api-key"]) == ("/v1/models", UPSTREAM_KEY)
+
+
+async def test_anthropic_sdk_unmodified_with_the_tenant_in_the_path(
+    gateway: TestServer, claude_tenant: Tenant
+) -> None:
+    """No Host header: `base_url` names the tenant (`/tenants/{client}.{account}`)."""
+    base = gateway.make_url(f"/tenants/{claude_tenant.client}.{claude_tenant.account}")
+    async with anthropic.AsyncAnthropic(base_url=str(base), api_key=claude_tenant.key) as sdk:
+        message = await sdk.messages.create(model="claude-test", max_tokens=5, messages=HI)
+    block = message.content[0]
+    assert block.type == "text"
+    assert block.text == TEXT
