@@ -198,7 +198,10 @@ async def stamp_response(request: web.Request, response: web.StreamResponse) -> 
     client = exchange.client
     if origin and client is not None and origin_allowed(origin, client.cors_origins):
         headers["Access-Control-Allow-Origin"] = origin
-        headers["Access-Control-Expose-Headers"] = "x-request-id, x-client-request-id"
+        exposed = "x-request-id, x-client-request-id"
+        headers["Access-Control-Expose-Headers"] = (
+            exposed + ", request-id" if exchange.api == "anthropic" else exposed
+        )
         headers["Vary"] = "Origin"
 
 

@@ -551,3 +551,28 @@ async def test_anthropic_sdk_unmodified_with_the_tenant_in_the_path(
     block = message.content[0]
     assert block.type == "text"
     assert block.text == TEXT
+
+
+async def test_browsers_may_read_request_id_on_anthropic_routes(
+    gateway: TestServer, redis: Redis, claude: tuple[AnthropicUpstream, str]
+) -> None:
+    tenant = await make_tenant(
+        redis,
+        client="claude-web",
+        provider="anthropic",
+        upstream_url=claude[1],
+        cors_origins=("https://app.test",),
+    )
+    body = orjson.dumps({"model": "claude-test", "max_tokens": 5, "messages": HI})
+    status, headers, _ = await raw_request(
+        gateway,
+        "POST",
+        "/v1/messages",
+        host=tenant.hostname,
+        key=tenant.key,
+        body=body,
+        headers={"Origin": "https://app.test"},
+    )
+    assert status == 200
+    assert headers["access-control-allow-origin"] == "https://app.test"
+    assert "request-id" in headers["access-control-expose-headers"].split(", ")
