@@ -24,6 +24,7 @@ import redis as sync_redis_lib
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
+from gateway.rewrite import ClientPolicy
 from gateway.store import keys
 from gateway.store.records import ClientRecord
 from tests.conftest import ACCOUNT, AiohttpServer, Cli, Tenant, make_tenant
@@ -576,3 +577,31 @@ async def test_browsers_may_read_request_id_on_anthropic_routes(
     assert status == 200
     assert headers["access-control-allow-origin"] == "https://app.test"
     assert "request-id" in headers["access-control-expose-headers"].split(", ")
+
+
+async def test_client_policy_applies_to_anthropic_messages(
+    gateway: TestServer, redis: Redis, claude: tuple[AnthropicUpstream, str]
+) -> None:
+    behaviour, url = claude
+    policy = ClientPolicy(
+        aliases={"fast": "claude-test"},
+        max_tokens_ceiling=16,
+        system_prompt="Answer briefly.",
+        system_prompt_mode="always",
+    )
+    tenant = await make_tenant(
+        redis, client="claude-policy", provider="anthropic", upstream_url=url, policy=policy
+    )
+    async with anthropic.AsyncAnthropic(**anthropic_kwargs(gateway, tenant)) as sdk:
+        await sdk.messages.create(model="fast", max_tokens=500, messages=HI, system="Be kind.")
+        await sdk.messages.create(
+            model="fast", max_tokens=5, messages=HI, system=[{"type": "text", "text": "Be kind."}]
+        )
+    first, second = (seen.json for seen in behaviour.seen[-2:])
+    assert (first["model"], first["max_tokens"]) == ("claude-test", 16)
+    assert first["system"] == "Answer briefly.\n\nBe kind."
+    assert second["max_tokens"] == 5
+    assert second["system"] == [
+        {"type": "text", "text": "Answer briefly."},
+        {"type": "text", "text": "Be kind."},
+    ]
