@@ -22,15 +22,18 @@ from gateway.limits.admin import LimiterCollector
 from gateway.limits.limiter import RateLimiter
 from gateway.limits.metering import Metering
 from gateway.limits.usage import UsageRecorder
-from gateway.metrics import GatewayMetrics
+from gateway.metrics import GatewayMetrics, RoutingCollector
 from gateway.middlewares import request_middleware, stamp_response
 from gateway.protocols import HandlerDependencies
 from gateway.routes import add_routes
+from gateway.routing import Router, outlier_settings
+from gateway.store.health import HealthBoard, HealthPublisher
 from gateway.store.records import ApiKeyRecord, ClientRecord
 from gateway.store.redis import create_redis
 from gateway.store.repositories import ApiKeyRepository, ClientRepository, DomainRepository
 from gateway.tenancy import TenantResolver
 from gateway.upstream.transport import UpstreamTransport, create_upstream_session
+from gateway.urls import public_url
 
 #: Longest wait at start-up for the cache-invalidation subscription.
 SUBSCRIBE_WAIT = 2.0
@@ -77,9 +80,14 @@ async def _upstream_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[appkeys.SETTINGS]
     session = create_upstream_session(settings)
     app[appkeys.UPSTREAM_SESSION] = session
-    transport = UpstreamTransport(session, settings)
+    router = Router(outlier_settings(settings))
+    publisher = HealthPublisher(HealthBoard(app[appkeys.REDIS]), router)
+    router.on_change = publisher.changed
+    app[appkeys.METRICS].registry.register(RoutingCollector(router))
+    transport = UpstreamTransport(session, settings, router)
     app[appkeys.PROVIDERS] = create_registry(HandlerDependencies(settings, transport))
     yield
+    await publisher.drain()
     await session.close()
 
 
@@ -142,6 +150,7 @@ async def _journal_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.var_path / "journal",
         options,
         observers=(metrics.observe, usage.observe),
+        store=public_url(settings.redis_url),
     )
     metrics.watch_journal(writer.counters)
     app[appkeys.JOURNAL] = writer

@@ -1,4 +1,4 @@
-"""A small in-process TTL cache, and the pub/sub listener that keeps it true.
+"""A small in-process TTL cache (bounded, LRU), and the pub/sub listener that keeps it true.
 
 Warm tenants and keys cost no Redis round trip. The CLI and admin API announce every change on
 `keys.INVALIDATION_CHANNEL`; each gateway drops what the message names (everything, to be safe,
@@ -9,6 +9,7 @@ messages sent while it was away are lost. The TTL bounds staleness if all else f
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import math
 import time
@@ -28,25 +29,85 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
-class TtlCache(Generic[K, V]):
-    """Maps keys to values that expire `ttl` seconds after they were stored.
+#: Default bounds of one cache: entries, and estimated bytes of keys and values.
+MAX_ENTRIES = 50_000
+MAX_BYTES = 32 * 1024 * 1024
+#: Share of both bounds that cached misses (`None` values) may use.
+MISS_SHARE = 0.25
 
-    `get_or_load` makes concurrent misses of one key share a single load (when an entry expires
-    under load, Redis sees one GET, not one per waiting request), and a load that an
-    invalidation overtook returns its value to its callers without caching it.
+
+def estimate_size(key: Hashable, value: object) -> int:
+    """A cheap upper-ish estimate of what an entry holds: its key's text, a record's fields."""
+    size = 96 + (len(key) if isinstance(key, str) else 32)
+    if value is not None:
+        fields = getattr(value, "__slots__", ())
+        size += 64 + sum(_field_size(getattr(value, name, None)) for name in fields)
+    return size
+
+
+def _field_size(value: object) -> int:
+    if isinstance(value, str | bytes):
+        return 48 + len(value)
+    if isinstance(value, tuple | list | frozenset | set):
+        return 56 + sum(_field_size(item) for item in value)
+    return 32
+
+
+class _Segment(Generic[K, V]):
+    """One LRU list with its own entry and byte bounds."""
+
+    def __init__(self, max_entries: int, max_bytes: int) -> None:
+        self.max_entries = max(1, max_entries)
+        self.max_bytes = max(1, max_bytes)
+        self.entries: collections.OrderedDict[K, tuple[float, V, int]] = collections.OrderedDict()
+        self.bytes = 0
+
+    def put(self, key: K, expires: float, value: V, size: int) -> None:
+        self.pop(key)
+        self.entries[key] = (expires, value, size)
+        self.bytes += size
+        while len(self.entries) > self.max_entries or (
+            self.bytes > self.max_bytes and len(self.entries) > 1
+        ):
+            self.bytes -= self.entries.popitem(last=False)[1][2]
+
+    def pop(self, key: K) -> None:
+        entry = self.entries.pop(key, None)
+        if entry is not None:
+            self.bytes -= entry[2]
+
+
+class TtlCache(Generic[K, V]):
+    """Maps keys to values that expire `ttl` seconds after they were stored, bounded by entries
+    and by estimated bytes, least recently used first out.
+
+    Cached misses (`None`: an unknown host, an unknown key id) live in their own LRU segment
+    with `MISS_SHARE` of the bounds, so a flood of distinct misses evicts only other misses,
+    never a warm tenant. `get_or_load` makes concurrent misses of one key share a single load
+    (when an entry expires under load, Redis sees one GET, not one per waiting request), and a
+    load that an invalidation overtook returns its value to its callers without caching it.
     """
 
-    def __init__(self, ttl: float, max_entries: int = 100_000) -> None:
+    def __init__(
+        self, ttl: float, max_entries: int = MAX_ENTRIES, max_bytes: int = MAX_BYTES
+    ) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
-        self._entries: dict[K, tuple[float, V]] = {}
+        self._hits: _Segment[K, V] = _Segment(max_entries, max_bytes)
+        self._misses: _Segment[K, V] = _Segment(
+            int(max_entries * MISS_SHARE), int(max_bytes * MISS_SHARE)
+        )
         self._loading: dict[K, asyncio.Task[V]] = {}
         self._generation = 0
 
+    @property
+    def bytes(self) -> int:
+        return self._hits.bytes + self._misses.bytes
+
     async def get_or_load(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] >= time.monotonic():
-            return entry[1]
+        found, value = self.lookup(key)
+        if found:
+            return value  # type: ignore[return-value]
         task = self._loading.get(key)
         if task is None:
             load_task = self._load(key, load, self._generation)
@@ -66,38 +127,44 @@ class TtlCache(Generic[K, V]):
         return value
 
     def lookup(self, key: K) -> tuple[bool, V | None]:
-        entry = self._entries.get(key)
-        if entry is None:
-            return False, None
-        expires, value = entry
-        if expires < time.monotonic():
-            self._entries.pop(key, None)
-            return False, None
-        return True, value
+        for segment in (self._hits, self._misses):
+            entry = segment.entries.get(key)
+            if entry is None:
+                continue
+            if entry[0] < time.monotonic():
+                segment.pop(key)
+                return False, None
+            segment.entries.move_to_end(key)
+            return True, entry[1]
+        return False, None
 
     def store(self, key: K, value: V) -> None:
-        if len(self._entries) >= self.max_entries:
-            self._entries.clear()  # crude but bounded; a full cache is refilled from Redis
-        self._entries[key] = (time.monotonic() + self.ttl, value)
+        target, other = (self._misses, self._hits) if value is None else (self._hits, self._misses)
+        other.pop(key)
+        target.put(key, time.monotonic() + self.ttl, value, estimate_size(key, value))
 
     def discard(self, key: K) -> None:
         self._generation += 1
-        self._entries.pop(key, None)
+        self._hits.pop(key)
+        self._misses.pop(key)
         self._loading.pop(key, None)
 
     def discard_where(self, predicate: Callable[[K, V], bool]) -> None:
         self._generation += 1
         self._loading.clear()
-        for key in [k for k, (_, v) in self._entries.items() if predicate(k, v)]:
-            self._entries.pop(key, None)
+        for segment in (self._hits, self._misses):
+            for key in [k for k, (_, v, _) in segment.entries.items() if predicate(k, v)]:
+                segment.pop(key)
 
     def clear(self) -> None:
         self._generation += 1
-        self._entries.clear()
+        for segment in (self._hits, self._misses):
+            segment.entries.clear()
+            segment.bytes = 0
         self._loading.clear()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._hits.entries) + len(self._misses.entries)
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:

@@ -35,6 +35,7 @@ from gateway.domains import (
 )
 from gateway.errors import GatewayError, InvalidRequestError
 from gateway.handlers.registry import needs_upstream_url, provider_names
+from gateway.health_cli import client_health
 from gateway.journal.cli import add_journal_commands
 from gateway.keys_service import issue_key
 from gateway.limits.cli import add_limit_arguments, limit_changes, limits_text, usage_report
@@ -47,6 +48,7 @@ from gateway.store.records import ClientRecord
 from gateway.store.redis import create_redis
 from gateway.store.repositories import ApiKeyRepository, ClientRepository, DomainRepository
 from gateway.tenancy import is_account_number, is_client_name
+from gateway.urls import refuse_link_local
 
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -82,6 +84,10 @@ def url_arg(value: str) -> str:
     return value.rstrip("/")
 
 
+def upstream_urls(record: ClientRecord) -> tuple[str, ...]:
+    return (record.upstream_url, *(f.url for f in record.policy.fallbacks))
+
+
 def emit(args: argparse.Namespace, data: Any, text: str) -> None:
     if args.json:
         sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
@@ -100,8 +106,6 @@ async def clients_add(args: argparse.Namespace, settings: Settings, redis: Redis
         raise InvalidRequestError(
             f"unknown provider {args.provider!r}; installed: {', '.join(provider_names())}"
         )
-    if needs_upstream_url(args.provider) and not args.upstream_url:
-        raise InvalidRequestError(f"provider {args.provider!r} needs --upstream-url")
     record = ClientRecord(
         account=args.account,
         name=args.name,
@@ -112,8 +116,13 @@ async def clients_add(args: argparse.Namespace, settings: Settings, redis: Redis
         cors_origins=tuple(args.cors_origin or ()),
     )
     record = apply_policy_arguments(record, args)
+    if needs_upstream_url(args.provider) and not (args.upstream_url or record.policy.deployments):
+        raise InvalidRequestError(
+            f"provider {args.provider!r} needs --upstream-url (or a policy with deployments)"
+        )
     limits = limit_changes(args)
     record = dataclasses.replace(record, **limits)
+    refuse_link_local(upstream_urls(record), args.allow_link_local)
     await ClientRepository(redis).add(record)
     data = record.public_dict(settings.api_domain)
     emit(args, data, "added " + _client_text(data) + ("  " + limits_text(record) if limits else ""))
@@ -124,6 +133,7 @@ async def clients_update(args: argparse.Namespace, settings: Settings, redis: Re
     record = await repository.require(args.account, args.name)
     record = apply_policy_arguments(record, args)
     record = dataclasses.replace(record, **limit_changes(args))
+    refuse_link_local(upstream_urls(record), args.allow_link_local)
     await repository.put(record)
     data = record.public_dict(settings.api_domain)
     emit(args, data, "updated " + _client_text(data) + "  " + limits_text(record))
@@ -140,6 +150,11 @@ async def clients_show(args: argparse.Namespace, settings: Settings, redis: Redi
     record = await ClientRepository(redis).require(args.account, args.name)
     data = record.public_dict(settings.api_domain)
     emit(args, data, fields_text({"hostname": data["hostname"], **data}, nested=("policy",)))
+
+
+async def clients_health(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
+    data, text = await client_health(redis, args.account, args.name)
+    emit(args, data, text)
 
 
 async def clients_remove(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
@@ -280,11 +295,13 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--cors-origin", action="append", metavar="ORIGIN", help="repeatable")
     add_policy_arguments(add)
     add_limit_arguments(add)
+    _link_local_option(add)
     _command(add, clients_add)
     update = clients.add_parser("update", help="change a client's settings and policy")
     update.add_argument("name", type=client_arg)
     update.add_argument("--account", type=account_arg, required=True)
     add_policy_arguments(update)
+    _link_local_option(update)
     add_limit_arguments(update)
     _command(update, clients_update)
     listing = clients.add_parser("list", help="list clients")
@@ -295,6 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("name", type=client_arg)
         sub.add_argument("--account", type=account_arg, required=True)
         _command(sub, func)
+    health = clients.add_parser("health", help="outlier ejection of a client's deployments")
+    health.add_argument("name", type=client_arg)
+    health.add_argument("--account", type=account_arg, required=True)
+    _command(health, clients_health)
 
     keys = groups.add_parser("keys", help="manage API keys").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -364,6 +385,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_plugin_commands(groups, plugin_target, _command)
     return parser
+
+
+def _link_local_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-link-local",
+        action="store_true",
+        help="accept an upstream or fallback at a link-local address (169.254.0.0/16, fe80::/10)",
+    )
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> None:

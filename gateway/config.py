@@ -40,7 +40,13 @@ class Settings:
     upstream_backoff: float = 0.25
     upstream_backoff_max: float = 8.0
     upstream_retry_after_max: float = 30.0
+    request_deadline: float = 600.0
+    outlier_consecutive_failures: int = 5
+    outlier_base_ejection: float = 30.0
+    outlier_max_ejection: float = 300.0
     max_body_bytes: int = 4 * 1024 * 1024
+    header_timeout: float = 10.0
+    keepalive_timeout: float = 75.0
     trusted_proxies: str = ""
     path_routing: bool = True
     var_dir: str = "var"
@@ -129,10 +135,18 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("rate_limit_lease and usage_flush_interval must be positive")
     if settings.workers < 1:
         raise ConfigError("workers must be at least 1")
+    if settings.header_timeout <= 0 or settings.keepalive_timeout <= 0:
+        raise ConfigError("header_timeout and keepalive_timeout must be positive")
     if settings.max_body_bytes < 1024:
         raise ConfigError("max_body_bytes must be at least 1024")
     if settings.upstream_timeout <= 0 or settings.upstream_connect_timeout <= 0:
         raise ConfigError("upstream timeouts must be positive")
+    if settings.request_deadline <= 0:
+        raise ConfigError("request_deadline must be positive")
+    if settings.outlier_consecutive_failures < 1:
+        raise ConfigError("outlier_consecutive_failures must be at least 1")
+    if not 0 < settings.outlier_base_ejection <= settings.outlier_max_ejection:
+        raise ConfigError("outlier_base_ejection must be positive and at most outlier_max_ejection")
     if settings.journal_capture_bytes < 0 or settings.journal_queue_size < 1:
         raise ConfigError("journal_capture_bytes must be >= 0 and journal_queue_size >= 1")
     if settings.journal_queue_bytes < 1024 * 1024:

@@ -59,6 +59,11 @@ class Attempt:
     def retry_in(self, seconds: float) -> None:
         self.entry["retry_in_ms"] = round(seconds * 1000.0, 3)
 
+    def mark(self, flag: str) -> None:
+        """Routing facts: `ejected` (this attempt ejected its deployment), `all_ejected` (made
+        because every deployment was ejected)."""
+        self.entry[flag] = True
+
     def _stop(self) -> None:
         self.entry["ms"] = round((time.perf_counter() - self._started) * 1000.0, 3)
 

@@ -72,3 +72,36 @@ def configure_logging(level: str = "info", fields: Mapping[str, Any] | None = No
     )
     # Libraries that use the standard logging module: warnings and above, to stderr.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, force=True)
+
+
+class ThrottledLog:
+    """A warning that a failing loop would repeat every half second: written at most once per
+    `interval` seconds, with how many times it happened since the last line (`repeated`)."""
+
+    def __init__(self, logger: Any, event: str, interval: float = 30.0) -> None:
+        self.logger = logger
+        self.event = event
+        self.interval = interval
+        self._last = -float("inf")
+        self._suppressed = 0
+        self.failing = False
+
+    def warn(self, **context: Any) -> bool:
+        """Log (or count) one occurrence; True when a line was written."""
+        self.failing = True
+        now = time.monotonic()
+        if now - self._last < self.interval:
+            self._suppressed += 1
+            return False
+        self.logger.warning(self.event, repeated=self._suppressed + 1, **context)
+        self._last = now
+        self._suppressed = 0
+        return True
+
+    def recovered(self, event: str, **context: Any) -> None:
+        """The condition is over: say so once, with the occurrences not yet reported."""
+        if self.failing:
+            self.logger.info(event, unreported=self._suppressed, **context)
+        self.failing = False
+        self._suppressed = 0
+        self._last = -float("inf")

@@ -15,6 +15,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from gateway.routing import Router
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -31,10 +33,18 @@ class JournalCollector(Collector):
         yield GaugeMetricFamily(
             "gateway_journal_queue_depth", "Records waiting in memory", value=values["queued"]
         )
-        for name in ("written", "spilled", "replayed", "dropped"):
+        for name in ("written", "spilled", "replayed", "dropped", "dead_lettered"):
             yield CounterMetricFamily(
                 f"gateway_journal_{name}", f"Journal records {name}", value=values[name]
             )
+        yield CounterMetricFamily(
+            "gateway_journal_writer_restarts",
+            "Journal writer crashes (each restarted by its supervisor)",
+            value=values["restarts"],
+        )
+        yield GaugeMetricFamily(
+            "gateway_journal_writer_up", "1 while the journal writer runs", value=values["alive"]
+        )
 
 
 class GatewayMetrics:
@@ -119,3 +129,28 @@ class _TenantSeries:
         self.ttfb = metrics.ttfb.labels(account, client)
         self.prompt_tokens = metrics.tokens.labels(account, client, "prompt")
         self.completion_tokens = metrics.tokens.labels(account, client, "completion")
+
+
+class RoutingCollector(Collector):
+    """Outlier ejection of each client's deployments in this process, read at scrape time."""
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+
+    def collect(self) -> Iterator[Any]:
+        labels = ("account", "client", "upstream")
+        ejected = GaugeMetricFamily(
+            "gateway_upstream_ejected",
+            "1 while a deployment is ejected as an outlier",
+            labels=labels,
+        )
+        ejections = CounterMetricFamily(
+            "gateway_upstream_ejections", "Outlier ejections of a deployment", labels=labels
+        )
+        for client in self.router.clients():
+            for health in self.router.health_of(client):
+                values = (client[0], client[1], health.url)
+                ejected.add_metric(values, 1.0 if health.ejected else 0.0)
+                ejections.add_metric(values, health.ejections)
+        yield ejected
+        yield ejections

@@ -74,6 +74,12 @@ async def _relay(
             return web.Response(status=reply.status, body=body, headers=headers)
         if reply.is_event_stream:
             return await _relay_stream(request, exchange, reply, headers, capture_limit)
+        if reply.content_type.startswith("text/"):  # an HTML page or plain text: not the API
+            raise UpstreamError(
+                f"the upstream provider answered {reply.status} with {reply.content_type}, "
+                "not JSON or an event stream",
+                code="upstream_bad_response",
+            )
         body = await reply.read()
         exchange.upstream_finished()
         exchange.body_sent(body)

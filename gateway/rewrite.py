@@ -14,9 +14,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
+from gateway.balancing import Deployment, RoutingError, routing_fields
 from gateway.errors import InvalidRequestError, PolicyError
+from gateway.urls import public_url
 
 #: The tenant endpoints, by the names the pipeline's routes, providers and rules use.
 Endpoint = Literal[
@@ -55,16 +56,8 @@ class UpstreamTarget:
         return {"url": self.url, "key_env": self.key_env, "key": "***" if self.key else ""}
 
     def public_url(self) -> str:
-        """The URL as logs and the journal show it: without any `user:password@`."""
+        """The URL as logs and the journal show it: no `user:password@`, no query string."""
         return public_url(self.url)
-
-
-def public_url(url: str) -> str:
-    """`url` without userinfo (`http://user:pass@host/v1` -> `http://host/v1`)."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -88,6 +81,11 @@ class ClientPolicy:
     max_hops: int = 3
     #: Managed-mode tool plugins (manifests, see `gateway.plugins.manifest`).
     plugins: tuple[dict[str, Any], ...] = ()
+    #: Load balancing (`gateway.balancing`): when `deployments` is set it replaces the client's
+    #: own upstream; `request_deadline` (seconds) overrides the setting for this client.
+    strategy: str = "ordered"
+    deployments: tuple[Deployment, ...] = ()
+    request_deadline: float | None = None
 
     @property
     def rewrites(self) -> bool:
@@ -108,6 +106,7 @@ class ClientPolicy:
         data = self.to_dict()
         data["fallbacks"] = [target.public_dict() for target in self.fallbacks]
         data["plugins"] = [_masked_plugin(plugin) for plugin in self.plugins]
+        data["deployments"] = [deployment.public_dict() for deployment in self.deployments]
         return data
 
     @classmethod
@@ -225,6 +224,10 @@ def _parse(data: dict[str, Any]) -> ClientPolicy:
         ):
             raise PolicyError("plugins must be a list of plugin manifests")
         kwargs["plugins"] = tuple(dict(p) for p in data["plugins"])
+    try:
+        kwargs.update(routing_fields(data))
+    except RoutingError as exc:
+        raise PolicyError(str(exc)) from exc
     return ClientPolicy(**kwargs)
 
 

@@ -25,6 +25,7 @@ from gateway import appkeys
 from gateway.admin.app import create_admin_app
 from gateway.app import create_app
 from gateway.config import Settings
+from gateway.connection import GatewayRunner
 from gateway.demo import DEMO_DIR, demo_instructions, ensure_demo_tenant
 from gateway.errors import ConfigError
 from gateway.logs import configure_logging
@@ -59,7 +60,7 @@ async def start_admin(settings: Settings, app: web.Application) -> web.AppRunner
             "are off",
         )
         return None
-    runner = web.AppRunner(create_admin_app(settings, app[appkeys.METRICS]), access_log=None)
+    runner = GatewayRunner(create_admin_app(settings, app[appkeys.METRICS]), access_log=None)
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.admin_host, settings.admin_port)
@@ -83,7 +84,7 @@ async def serve_app(
     admin: bool = True,
 ) -> None:
     app = create_app(settings, secret)
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    runner = GatewayRunner(app, handler_cancellation=True, access_log=None)
     await runner.setup()
     admin_runner = None
     try:

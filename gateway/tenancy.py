@@ -100,15 +100,20 @@ class TenantResolver:
         self.cache = cache
 
     async def resolve(self, raw_host: str) -> ClientRecord:
-        record = await self.cache.get_or_load(raw_host, lambda: self._load(raw_host))
+        """The client served at `raw_host`. A Host that is not a valid hostname (over 253
+        characters, a bad label, an IP literal) is refused before any cache or Redis lookup,
+        and the cache is keyed by the normalised name, so junk Hosts cannot fill it."""
+        host = normalise_host(raw_host)
+        record = None
+        if host is not None:
+            record = await self.cache.get_or_load(host, lambda: self._load(host))
         if record is None:
-            raise NotFoundError(
-                f"no client is served at host {raw_host[:255]!r}", code="unknown_host"
-            )
+            shown = (host or raw_host)[:100].encode("ascii", "backslashreplace").decode()
+            raise NotFoundError(f"no client is served at host {shown!r}", code="unknown_host")
         return record
 
-    async def _load(self, raw_host: str) -> ClientRecord | None:
-        parsed = parse_host(raw_host, self.api_domain)
+    async def _load(self, host: str) -> ClientRecord | None:
+        parsed = parse_host(host, self.api_domain)
         if isinstance(parsed, DefaultHost):
             return await self.clients.get(parsed.account, parsed.client)
         if isinstance(parsed, CustomHost):

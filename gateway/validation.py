@@ -29,6 +29,21 @@ def too_large(limit: int) -> PayloadTooLargeError:
     return PayloadTooLargeError(f"request body is larger than the limit of {limit} bytes")
 
 
+def unreadable_body(encoding: str | None) -> InvalidRequestError:
+    """A body aiohttp could not read: it does not decode as its Content-Encoding says, or its
+    chunked framing is broken. The message names no byte the client sent."""
+    named = (encoding or "").strip().lower()
+    if named in ("gzip", "x-gzip", "deflate"):
+        return InvalidRequestError(
+            f"request body is not valid {named} data, as its Content-Encoding says it is",
+            code="invalid_content_encoding",
+        )
+    return InvalidRequestError(
+        "request body could not be read: its chunked encoding or its length is invalid",
+        code="invalid_body",
+    )
+
+
 async def read_json_object(
     request: web.Request, limit: int, received: Callable[[bytes], None]
 ) -> dict[str, Any]:
@@ -45,6 +60,8 @@ async def read_json_object(
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
         raise too_large(limit) from exc
+    except web.RequestPayloadError as exc:
+        raise unreadable_body(request.headers.get("Content-Encoding")) from exc
     received(raw)
     if not raw.strip():
         raise InvalidRequestError("request body is empty: expected a JSON object")

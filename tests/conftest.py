@@ -14,17 +14,21 @@ import openai
 import orjson
 import pytest
 import redis as sync_redis_lib
+from aiohttp import web
 from aiohttp.test_utils import TestServer
+from aiohttp.web_runner import BaseRunner
 from redis.asyncio import Redis
 
 from gateway.app import create_app
 from gateway.cli import main as cli_main
 from gateway.config import Settings
+from gateway.connection import GatewayRunner
 from gateway.keys_service import issue_key
 from gateway.redis_server import EmbeddedRedis
 from gateway.store.records import ClientRecord
 from gateway.store.redis import create_redis
 from gateway.store.repositories import ApiKeyRepository, ClientRepository
+from tests.support import secret_scan
 from tests.support.anthropic_upstream import AnthropicUpstream
 from tests.support.journal_helpers import validate_all_records
 from tests.support.redis_cluster import RedisClusterProcesses, cluster_ports
@@ -72,9 +76,43 @@ def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
 @pytest.fixture(autouse=True)
 def _journal_records_match_schema(redis_url: str) -> Iterator[None]:
     """After every test (its apps closed, so their journals flushed), every record the test left
-    in the journal must match docs/journal.schema.json."""
+    in the journal must match docs/journal.schema.json, and no secret may be anywhere in Redis
+    (the secret scan, tests/support/secret_scan.py; the next test flushes the database)."""
     yield
     validate_all_records(redis_url)
+    found = secret_scan.redis_leaks(redis_url)
+    assert not found, found
+
+
+_captured_log_lines: list[tuple[str, bytes]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Keep every structured log line a test printed, for the scan at the end of the session."""
+    for name, text in report.sections:
+        if name.startswith("Captured"):
+            _captured_log_lines.extend(
+                (report.nodeid, line) for line in secret_scan.log_lines(text)
+            )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The secret scan over every captured log line and every gateway process's log file."""
+    found = []
+    for nodeid, line in _captured_log_lines:
+        found += [f"{leak} in a log line of {nodeid}" for leak in secret_scan.leaks(line)]
+    for path in secret_scan.log_files():
+        if path.exists():
+            for line in secret_scan.log_lines(path.read_text(encoding="utf-8", errors="replace")):
+                found += [f"{leak} in {path.name}" for leak in secret_scan.leaks(line)]
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        scanned = len(_captured_log_lines)
+        reporter.write_line(f"secret scan: {scanned} captured log lines, {len(found)} leaks")
+        for leak in found[:50]:
+            reporter.write_line(f"secret scan: LEAK {leak}", red=True)
+    if found:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture
@@ -112,9 +150,37 @@ def upstream_server(upstream: tuple[UpstreamServer, str]) -> UpstreamServer:
     return upstream[0]
 
 
+class GatewayTestServer(TestServer):
+    """aiohttp's `TestServer` with the gateway's connection handler, as `gateway serve` runs."""
+
+    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
+        return GatewayRunner(self.app, **kwargs)
+
+
+GatewayServerFactory = Callable[[web.Application], Awaitable[TestServer]]
+
+
 @pytest.fixture
-async def gateway(aiohttp_server: AiohttpServer, settings: Settings, redis: Redis) -> TestServer:
-    return await aiohttp_server(create_app(settings, TEST_SECRET))
+async def gateway_server() -> AsyncIterator[GatewayServerFactory]:
+    """Start apps behind the gateway's own connection layer (header timeout, parser errors)."""
+    started: list[TestServer] = []
+
+    async def start(app: web.Application) -> TestServer:
+        server = GatewayTestServer(app, host="127.0.0.1")
+        await server.start_server()
+        started.append(server)
+        return server
+
+    yield start
+    for server in reversed(started):
+        await server.close()
+
+
+@pytest.fixture
+async def gateway(
+    gateway_server: GatewayServerFactory, settings: Settings, redis: Redis
+) -> TestServer:
+    return await gateway_server(create_app(settings, TEST_SECRET))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -52,6 +52,10 @@ def test_gateway_config_names_the_file_to_read(tmp_path: Path) -> None:
         ("GATEWAY_ACCESS_LOG", "YES", "access_log", True),
         ("GATEWAY_REDIS_URL", "redis://127.0.0.1:1/0", "redis_url", "redis://127.0.0.1:1/0"),
         ("GATEWAY_API_DOMAIN", "gw.example.test", "api_domain", "gw.example.test"),
+        ("GATEWAY_REQUEST_DEADLINE", "30", "request_deadline", 30.0),
+        ("GATEWAY_OUTLIER_CONSECUTIVE_FAILURES", "3", "outlier_consecutive_failures", 3),
+        ("GATEWAY_OUTLIER_BASE_EJECTION", "2.5", "outlier_base_ejection", 2.5),
+        ("GATEWAY_OUTLIER_MAX_EJECTION", "60", "outlier_max_ejection", 60.0),
     ],
 )
 def test_environment_overrides_each_type(
@@ -82,6 +86,11 @@ def test_environment_wins_over_the_file(tmp_path: Path) -> None:
         ("GATEWAY_UPSTREAM_CONNECT_TIMEOUT", "0", "timeouts"),
         ("GATEWAY_API_DOMAIN", "API.Example.test", "api_domain"),
         ("GATEWAY_API_DOMAIN", "", "api_domain"),
+        ("GATEWAY_REQUEST_DEADLINE", "0", "request_deadline must be positive"),
+        ("GATEWAY_REQUEST_DEADLINE", "-1", "request_deadline must be positive"),
+        ("GATEWAY_OUTLIER_CONSECUTIVE_FAILURES", "0", "outlier_consecutive_failures"),
+        ("GATEWAY_OUTLIER_BASE_EJECTION", "0", "outlier_base_ejection"),
+        ("GATEWAY_OUTLIER_BASE_EJECTION", "400", "at most outlier_max_ejection"),
     ],
 )
 def test_bad_environment_value_is_a_clear_config_error(

@@ -18,8 +18,9 @@ from redis.asyncio import Redis
 from gateway import appkeys
 from gateway.app import create_app
 from gateway.config import Settings
+from gateway.journal.entry import Entry
 from gateway.journal.spill import SpillFile
-from gateway.journal.writer import Entry, JournalWriter
+from gateway.journal.writer import JournalWriter
 from gateway.redis_server import EmbeddedRedis
 from gateway.store import keys
 from gateway.store.redis import create_redis
@@ -153,6 +154,7 @@ async def test_full_disk_counts_dropped_records_and_says_so(
     writer.start()
     full = SpillFile.claim(Path("/dev/full"), create=False)
     assert full is not None
+    assert writer._spill is not None
     own, writer._spill.own = writer._spill.own, full
     try:
         writer._spill_entries([Entry("t1", {}, b"{}"), Entry("t2", {}, b"{}")])

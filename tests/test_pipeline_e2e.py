@@ -3,6 +3,7 @@ built-in one; path addressing; request ids a caller cannot forge; errors that le
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import openai
@@ -13,10 +14,13 @@ from openai.types.chat import ChatCompletionMessageParam
 from redis.asyncio import Redis
 
 from gateway.config import Settings
+from gateway.limits.checks import utc_day
 from gateway.rewrite import ClientPolicy
+from gateway.store import keys
 from tests.conftest import TEST_SECRET, AiohttpServer, Tenant, make_tenant, sdk_kwargs
-from tests.support.helpers import error_of, raw_request
+from tests.support.helpers import error_of, raw_request, wait_for
 from tests.support.journal_helpers import journal_record
+from tests.support.limits_support import in_flight
 from tests.support.upstream_server import UPSTREAM_KEY, UpstreamServer
 
 HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
@@ -164,3 +168,86 @@ async def test_managed_bad_content_parts_are_400(
     assert (status, error_of(reply)["type"]) == (400, "invalid_request_error")
     record = await journal_record(redis, headers["x-request-id"])
     assert (record["status"], record["outcome"]) == (400, "bad_request")
+
+
+async def _budget_used(redis: Redis, tenant: Tenant) -> int:
+    day = utc_day(time.time())
+    return int(
+        await redis.get(keys.budget_day(tenant.account, f"client:{tenant.client}", day)) or 0
+    )
+
+
+async def test_a_stream_the_client_leaves_early_is_still_charged(
+    gateway: TestServer, redis: Redis, upstream: tuple[UpstreamServer, str]
+) -> None:
+    """(The test server, like `gateway serve`, cancels the request's task when the client
+    leaves: the settlement runs in the background with no response.)"""
+    tenant = await make_tenant(
+        redis, client="leaver", upstream_url=upstream[1], tokens_per_day=10**6, max_concurrent=5
+    )
+    async with openai.AsyncOpenAI(**sdk_kwargs(gateway, tenant)) as sdk:
+        stream: Any = await sdk.chat.completions.create(
+            model="pause-stream", messages=HI, stream=True
+        )
+        await anext(aiter(stream))
+        await stream.close()
+
+    async def settled() -> bool:  # the in-flight slot is freed by the settlement
+        return await in_flight(redis, tenant.account, f"client:{tenant.client}") == 0
+
+    await wait_for(settled, what="the left stream's settlement")
+    upstream[0].release()
+    assert await _budget_used(redis, tenant) >= 2  # the prompt estimate and the event relayed
+
+
+async def test_usage_of_a_stream_past_the_capture_limit_is_still_read(
+    aiohttp_server: AiohttpServer,
+    settings: Settings,
+    redis: Redis,
+    upstream: tuple[UpstreamServer, str],
+) -> None:
+    from gateway.app import create_app
+
+    # The first chunk alone passes the limit, so the usage chunk arrives in a later read.
+    server = await aiohttp_server(
+        create_app(settings.replace(journal_capture_bytes=40), TEST_SECRET)
+    )
+    tenant = await make_tenant(redis, client="long", upstream_url=upstream[1], tokens_per_day=10**6)
+    async with openai.AsyncOpenAI(**sdk_kwargs(server, tenant)) as sdk:
+        raw = await sdk.chat.completions.with_raw_response.create(
+            model="pause-stream", messages=HI, stream=True
+        )
+        parsed: Any = raw.parse()
+        first = await anext(aiter(parsed))
+        upstream[0].release()
+        rest = [c.choices[0].delta.content or "" async for c in parsed if c.choices]
+    assert first.choices[0].delta.role == "assistant"
+    assert "".join(rest) == "Hello from the stream"
+    record = await journal_record(redis, raw.headers["x-request-id"])
+    assert record["response"]["body"]["truncated"] is True
+    assert record["usage"] == {"input_tokens": 7, "output_tokens": 4, "total_tokens": 11}
+    assert await _budget_used(redis, tenant) == 11
+
+
+async def test_a_gateway_key_in_any_header_is_redacted_in_the_journal(
+    client: openai.AsyncOpenAI, redis: Redis, tenant: Tenant
+) -> None:
+    raw = await client.models.with_raw_response.list(
+        extra_headers={"Proxy-Authorization": f"Bearer {tenant.key}", "X-Note": tenant.key}
+    )
+    record = await journal_record(redis, raw.headers["x-request-id"])
+    assert tenant.key not in orjson.dumps(record).decode()
+    assert record["request"]["headers"]["proxy-authorization"] == "[REDACTED]"
+
+
+async def test_upstream_url_query_is_not_journaled_and_a_200_html_page_is_a_502(
+    gateway: TestServer, redis: Redis, upstream: tuple[UpstreamServer, str]
+) -> None:
+    tenant = await make_tenant(redis, client="q", upstream_url=upstream[1] + "?key=QUERYSECRET")
+    async with openai.AsyncOpenAI(**sdk_kwargs(gateway, tenant)) as sdk:
+        raw = await sdk.chat.completions.with_raw_response.create(model="gpt-test", messages=HI)
+        with pytest.raises(openai.APIStatusError) as caught:
+            await sdk.chat.completions.create(model="html-200", messages=HI)
+    record = await journal_record(redis, raw.headers["x-request-id"])
+    assert "QUERYSECRET" not in orjson.dumps(record).decode()
+    assert (caught.value.status_code, caught.value.code) == (502, "upstream_bad_response")

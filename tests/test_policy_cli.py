@@ -93,10 +93,58 @@ def test_policy_file_in_yaml_replaces_the_policy(
     ]
 
 
+def test_policy_file_with_deployments_is_stored_and_kept_by_later_flags(
+    cli_env: None, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    base = ("--account", ACCOUNT)
+    _run(capsys, "clients", "add", CLIENT, *base, "--provider", "echo")
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(
+        "strategy: weighted\nrequest_deadline: 20\ndeployments:\n"
+        "  - {url: 'https://a.example/v1', key_env: A_KEY, weight: 3}\n"
+        "  - url: https://b.example/v1\n    key: sk-deployment-b\n"
+        "    models: {gpt-4o: b-gpt-4o}\n",
+        encoding="utf-8",
+    )
+    record = _run(capsys, "clients", "update", CLIENT, *base, "--policy-file", str(policy_file))
+    assert "sk-deployment-b" not in orjson.dumps(record).decode()
+    policy = record["policy"]
+    assert isinstance(policy, dict)
+    assert (policy["strategy"], policy["request_deadline"]) == ("weighted", 20.0)
+    assert policy["deployments"] == [
+        {"url": "https://a.example/v1", "key_env": "A_KEY", "key": "", "weight": 3.0, "models": {}},
+        {
+            "url": "https://b.example/v1",
+            "key_env": "",
+            "key": "***",
+            "weight": 1.0,
+            "models": {"gpt-4o": "b-gpt-4o"},
+        },
+    ]
+    later = _run(capsys, "clients", "update", CLIENT, *base, "--alias", "fast=gpt-4o")
+    assert later["policy"]["deployments"] == policy["deployments"]  # type: ignore[index]
+
+
+def test_an_openai_client_with_deployments_needs_no_upstream_url(
+    cli_env: None, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    base = ("--account", ACCOUNT, "--provider", "openai")
+    assert main(["clients", "add", CLIENT, *base]) == 1
+    assert "needs --upstream-url (or a policy with deployments)" in capsys.readouterr().err
+    policy_file = tmp_path / "policy.json"
+    policy_file.write_text('{"deployments": ["https://a.example/v1"]}', encoding="utf-8")
+    record = _run(capsys, "clients", "add", CLIENT, *base, "--policy-file", str(policy_file))
+    assert record["upstream_url"] in ("", None)
+    assert record["policy"]["deployments"][0]["url"] == "https://a.example/v1"  # type: ignore[index]
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
         ('{"alias": {"a": "b"}}', "unknown policy field(s): alias"),
+        ('{"strategy": "fastest"}', "strategy must be one of ordered, weighted, least_busy"),
+        ('{"deployments": [{"url": "https://a", "weight": 0}]}', "deployments[0].weight"),
+        ('{"request_deadline": -1}', "request_deadline must be a positive number"),
         ('{"strip": ["model"]}', "strip may not remove"),
         ('{"mode": "magic"}', "mode must be one of"),
         ("[1, 2]", "must hold an object"),

@@ -152,6 +152,7 @@ def start_gateway(tmp_path: Path, redis_url: str) -> Iterator[Callable[..., Gate
     def start(*argv: str, redis: bool = True, secret: bool = True) -> GatewayProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
         env["GATEWAY_VAR_DIR"] = str(tmp_path / "var")
+        env["GATEWAY_ADMIN_PORT"] = str(free_port())  # the demo opens it; 8081 may be taken
         if redis:
             env["GATEWAY_REDIS_URL"] = redis_url
         if secret:

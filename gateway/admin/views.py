@@ -22,6 +22,7 @@ from gateway.errors import (
     FilterError,
     GatewayError,
     InvalidRequestError,
+    MethodNotAllowedError,
     NotFoundError,
     ServiceUnavailableError,
 )
@@ -33,7 +34,9 @@ STATIC = Path(__file__).parent / "static"
 #: Hold no data, so they need no token (the page asks for it and sends it with each call).
 _PUBLIC_PATHS = frozenset({"/admin", "/admin/"})
 _PUBLIC_PREFIX = "/admin/static/"
-_DURATION = re.compile(r"^(\d+)([smhd])$")
+_DURATION = re.compile(r"^(\d{1,9})([smhd])$")
+#: The longest window a query may name (more than any retention the journal keeps).
+_MAX_SECONDS = 10 * 366 * 86400
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _MAX_LIMIT = 500
 _MAX_BUCKETS = 720
@@ -58,6 +61,17 @@ async def admin_auth_middleware(request: web.Request, handler: Handler) -> web.S
         error = exc
     except web.HTTPNotFound:
         error = NotFoundError(f"unknown admin URL: {request.path[:200]}", code="unknown_url")
+    except web.HTTPMethodNotAllowed as exc:
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        error = MethodNotAllowedError(
+            f"method {request.method} is not allowed here; use {allowed}",
+            headers={"Allow": allowed},
+        )
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        error = InvalidRequestError(exc.reason or "request failed", code="http_error")
+        error.status = exc.status if exc.status < 500 else 400
     return web.Response(
         status=error.status,
         body=error.to_bytes(),
@@ -80,9 +94,12 @@ def _authenticate(request: web.Request) -> None:
 
 def duration(value: str, name: str) -> float:
     match = _DURATION.match(value.strip())
-    if not match or int(match.group(1)) == 0:
-        raise FilterError(f"{name} {value!r} is not a duration like 15m, 30s, 6h or 7d")
-    return int(match.group(1)) * _SECONDS[match.group(2)]
+    seconds = int(match.group(1)) * _SECONDS[match.group(2)] if match else 0
+    if not 0 < seconds <= _MAX_SECONDS:
+        raise FilterError(
+            f"{name} {value[:40]!r} is not a duration like 15m, 30s, 6h or 7d (at most 3660d)"
+        )
+    return seconds
 
 
 def _filter(query: Any) -> JournalFilter:

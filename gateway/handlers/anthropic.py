@@ -5,7 +5,8 @@ rewrote the body) and come back as they arrive, through the one transport: the g
 its upstream key as `x-api-key`, keeps the caller's `anthropic-version` (default
 `ANTHROPIC_VERSION`) and `anthropic-beta`, and drops the caller's credentials. OpenAI callers
 (`/v1/chat/completions`) are served through `gateway.handlers.translated.chat_over_messages`;
-`/v1/models` lists the upstream's models in OpenAI's shape.
+`/v1/models` lists the upstream's models in OpenAI's shape. Targets are the client's deployments
+(or its own upstream, then its fallbacks), as for `openai`; the transport routes among them.
 
 The upstream URL is the API's root (`https://api.anthropic.com`); one that already ends in
 `/v1` is taken as it is.
@@ -33,6 +34,7 @@ from gateway.store.records import ClientRecord
 from gateway.upstream.headers import forward_request_headers
 from gateway.upstream.reply import UpstreamReply
 from gateway.upstream.transport import Target, UpstreamTransport
+from gateway.urls import without_userinfo
 
 #: The API version sent when the caller names none (an OpenAI SDK never does).
 ANTHROPIC_VERSION = "2023-06-01"
@@ -70,7 +72,10 @@ class AnthropicPassthrough:
             headers.setdefault("anthropic-version", ANTHROPIC_VERSION)
             headers["Content-Type"] = "application/json"
             url = api_url(upstream.url, path)
-            targets.append(Target(url=url, headers=headers, label=upstream.public_url()))
+            if key:  # the key is the credential: userinfo beside it is a ValueError in aiohttp
+                url = without_userinfo(url)
+            label = upstream.public_url()
+            targets.append(Target(url=url, headers=headers, label=label, deployment=upstream))
         return targets
 
     async def forward(self, request: web.Request, path: str, data: dict[str, Any] | None) -> Result:

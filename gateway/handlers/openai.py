@@ -2,20 +2,22 @@
 
 The request body goes out byte for byte as the tenant sent it (unless a policy rewrote it);
 the gateway injects the upstream key and the policy's extra headers, and drops the tenant's
-credentials and hop-by-hop headers. The client's upstream is tried first, then its policy's
-fallbacks, through the one upstream transport. `azure` subclasses this with another URL shape
-and header.
+credentials and hop-by-hop headers. Its targets are the client's deployments (or its own
+upstream, then its fallbacks), sent through the one upstream transport, which routes among them.
+`azure` subclasses this with another URL shape and header.
 """
 
 from __future__ import annotations
 
 import os
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 from multidict import CIMultiDict
 
 from gateway.auth import UserProfile
+from gateway.balancing import Deployment
 from gateway.errors import UpstreamError
 from gateway.exchange import exchange_of
 from gateway.protocols import (
@@ -23,10 +25,11 @@ from gateway.protocols import (
     OpenAICompatibleChatCompletionResponseType,
     Provider,
 )
-from gateway.rewrite import UpstreamTarget
 from gateway.store.records import ClientRecord
+from gateway.upstream.deployments import deployments_of
 from gateway.upstream.headers import forward_request_headers
 from gateway.upstream.transport import Target, UpstreamTransport
+from gateway.urls import without_userinfo
 
 
 def resolve_key(key_env: str, key: str) -> str | None:
@@ -42,12 +45,17 @@ def resolve_key(key_env: str, key: str) -> str | None:
     return key or None
 
 
-def upstreams_of(client: ClientRecord) -> list[UpstreamTarget]:
-    """The client's own upstream, then its fallbacks, in the order they are tried."""
-    if not client.upstream_url:
-        raise UpstreamError("this client has no upstream URL", code="upstream_not_configured")
-    own = UpstreamTarget(client.upstream_url, client.upstream_key_env, client.upstream_key)
-    return [own, *client.policy.fallbacks]
+def upstreams_of(client: ClientRecord) -> list[Deployment]:
+    """The client's deployments, or its own upstream then its fallbacks (`deployments_of`)."""
+    return deployments_of(client)
+
+
+def _as_sent(deployment: Deployment, data: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`data` with the model `deployment` knows it by (an Azure URL names it)."""
+    model = (data or {}).get("model")
+    if data is None or not isinstance(model, str) or model not in deployment.models:
+        return data
+    return {**data, "model": deployment.upstream_model(model)}
 
 
 class OpenAIPassthrough:
@@ -57,7 +65,12 @@ class OpenAIPassthrough:
         self.transport = transport
 
     def url(self, client: ClientRecord, base: str, path: str, data: dict[str, Any] | None) -> str:
-        return base.rstrip("/") + path
+        """`path` under the base URL's path; a query the base carries (some upstreams take the
+        key there) stays the query."""
+        if "?" not in base:
+            return base.rstrip("/") + path
+        parts = urlsplit(base)
+        return urlunsplit(parts._replace(path=parts.path.rstrip("/") + path))
 
     def auth_headers(self, key: str) -> list[tuple[str, str]]:
         return [("Authorization", f"Bearer {key}")]
@@ -76,8 +89,11 @@ class OpenAIPassthrough:
             headers: CIMultiDict[str] = forward_request_headers(request.headers, extra)
             if data is not None:
                 headers["Content-Type"] = "application/json"
-            url = self.url(client, upstream.url, path, data)
-            targets.append(Target(url=url, headers=headers, label=upstream.public_url()))
+            url = self.url(client, upstream.url, path, _as_sent(upstream, data))
+            if key:  # the key is the credential: userinfo beside it is a ValueError in aiohttp
+                url = without_userinfo(url)
+            label = upstream.public_url()
+            targets.append(Target(url=url, headers=headers, label=label, deployment=upstream))
         return targets
 
     async def forward(

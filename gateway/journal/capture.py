@@ -13,12 +13,16 @@ from typing import Any
 
 import orjson
 
-from gateway.usage import Usage, merge_stream_usage, usage_of_event
+from gateway.usage import Usage, merge_stream_usage, usage_in_bytes, usage_of_event
+
+#: Bytes of a stream's end kept past the capture limit, and searched for its usage.
+TAIL_BYTES = 8192
 
 
 @dataclasses.dataclass(slots=True)
 class StreamCapture:
-    """Raw SSE bytes as read from the upstream (or written by a handler), up to `limit`."""
+    """Raw SSE bytes as read from the upstream (or written by a handler), up to `limit`; past
+    it, only the last `TAIL_BYTES` are kept, which is where a stream's usage is."""
 
     limit: int
     parts: list[bytes] = dataclasses.field(default_factory=list)
@@ -26,10 +30,13 @@ class StreamCapture:
     truncated: bool = False
     #: `data:` lines seen past the limit, so the chunk count stays right for long streams.
     events_past_limit: int = 0
+    #: The stream's last bytes once it is past the limit (before that, `parts` has them).
+    overflow_tail: bytes = b""
 
     def add(self, data: bytes) -> None:
         if self.truncated:
             self.events_past_limit += data.count(b"data:")
+            self.overflow_tail = (self.overflow_tail + data)[-TAIL_BYTES:]
             return
         room = self.limit - self.size
         if len(data) <= room:
@@ -40,6 +47,27 @@ class StreamCapture:
         self.size += room
         self.truncated = True
         self.events_past_limit += data[room:].count(b"data:")
+        self.overflow_tail = data[-TAIL_BYTES:]
+
+    def tail(self) -> bytes:
+        """The last `TAIL_BYTES` or more of the stream, wherever the limit cut it."""
+        if self.truncated:
+            return self.overflow_tail
+        tail: list[bytes] = []
+        size = 0
+        for part in reversed(self.parts):
+            tail.append(part)
+            size += len(part)
+            if size >= TAIL_BYTES:
+                break
+        return b"".join(reversed(tail))
+
+    def head(self) -> bytes:
+        return self.parts[0][:TAIL_BYTES] if self.parts else b""
+
+    def events(self) -> int:
+        """`data:` events seen so far (framing included: an estimate for metering)."""
+        return sum(part.count(b"data:") for part in self.parts) + self.events_past_limit
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -179,13 +207,15 @@ def assemble_stream(capture: StreamCapture, usage_hidden: bool = False) -> Assem
         if usage_hidden and is_usage_only(event):
             continue  # the client never saw this one
         chunks += 1
+    usage = assembler.usage
     if capture.truncated:
         chunks += capture.events_past_limit
+        usage = merge_stream_usage(usage, usage_in_bytes(capture.tail()))
     return AssembledStream(
         text="".join(assembler.text),
         tool_calls=[assembler.calls[i] for i in sorted(assembler.calls)],
         chunks=chunks,
-        usage=assembler.usage,
+        usage=usage,
         model=assembler.model,
         finish_reason=assembler.finish,
     )

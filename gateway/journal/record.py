@@ -18,7 +18,7 @@ from aiohttp import web
 
 from gateway.exchange import Exchange
 from gateway.journal.capture import StreamCapture, assemble_stream
-from gateway.journal.redact import RedactionPolicy
+from gateway.journal.redact import UNAUTHENTICATED_HEADER_BYTES, RedactionPolicy, cap_headers
 from gateway.usage import Usage, parse_usage, usage_in_bytes
 
 SCHEMA_VERSION = 2
@@ -241,7 +241,7 @@ def finalize(draft: RecordDraft, policy: RedactionPolicy, limit: int) -> dict[st
         "usage": _usage_record(usage),
         "stream": stream,
         "request": {
-            "headers": policy.headers_of(draft.request_headers),
+            **request_headers(draft, policy),
             "body": body_of(draft.request_body, limit, policy),
         },
         "response": {
@@ -252,3 +252,13 @@ def finalize(draft: RecordDraft, policy: RedactionPolicy, limit: int) -> dict[st
         "attempts": draft.attempts,
         "hops": draft.hops,
     }
+
+
+def request_headers(draft: RecordDraft, policy: RedactionPolicy) -> dict[str, Any]:
+    """`headers` of the record's request; for a request that never authenticated, at most
+    `UNAUTHENTICATED_HEADER_BYTES` of them, with `headers_truncated` when cut."""
+    headers = policy.headers_of(draft.request_headers)
+    if draft.key_id is not None:
+        return {"headers": headers}
+    kept, cut = cap_headers(headers, UNAUTHENTICATED_HEADER_BYTES)
+    return {"headers": kept, "headers_truncated": True} if cut else {"headers": kept}

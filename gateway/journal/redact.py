@@ -1,9 +1,10 @@
 """Redaction of secrets in journal records: header names, and JSON paths in bodies.
 
-Credential headers are always redacted; more names and paths come from the settings
-(`journal_redact_headers`, `journal_redact_paths`). A path is dotted keys with `*` for any key or
-array index (`messages.*.secret`); a leading `$.` is allowed. A body cut at the capture limit is no
-longer JSON, so there the last key of each path is scrubbed textually (`"key": "..."`).
+Credential headers are always redacted, and so is a gateway key in any other header's value; more
+names and paths come from the settings (`journal_redact_headers`, `journal_redact_paths`). A path
+is dotted keys with `*` for any key or array index (`messages.*.secret`); a leading `$.` is
+allowed. A body cut at the capture limit is no longer JSON, so there the last key of each path is
+scrubbed textually (`"key": "..."`).
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ from typing import Any
 REDACTED = "[REDACTED]"
 
 ALWAYS_REDACTED_HEADERS = frozenset(
-    {"authorization", "api-key", "x-api-key", "cookie", "set-cookie"}
+    {"authorization", "proxy-authorization", "api-key", "x-api-key", "cookie", "set-cookie"}
 )
+
+#: A gateway key wherever it appears in a header value (a caller may send it in any header).
+_GATEWAY_KEY = re.compile(r"gwk_[0-9a-f]{12}_[A-Za-z0-9_-]+")
 
 
 def _split_list(value: str) -> tuple[str, ...]:
@@ -54,7 +58,12 @@ class RedactionPolicy:
         out: dict[str, str] = {}
         for name, value in headers:
             key = name.lower()
-            shown = REDACTED if key in self.headers else value
+            if key in self.headers:
+                shown = REDACTED
+            elif "gwk_" in value:
+                shown = _GATEWAY_KEY.sub(REDACTED, value)
+            else:
+                shown = value
             out[key] = f"{out[key]}, {shown}" if key in out else shown
         return out
 
@@ -87,3 +96,24 @@ def _redact_path(value: Any, path: tuple[str, ...]) -> Any:
                 _redact_path(item, rest) if i == index else item for i, item in enumerate(value)
             ]
     return value
+
+
+#: Bytes of header names and values a record keeps for a request that never authenticated
+#: (anyone can send those, so they must not cost Redis 20 KB each).
+UNAUTHENTICATED_HEADER_BYTES = 4096
+
+
+def cap_headers(headers: dict[str, str], limit: int) -> tuple[dict[str, str], bool]:
+    """The headers, in order, within `limit` bytes of names and values (the header that
+    crosses it is cut); and whether anything was cut."""
+    kept: dict[str, str] = {}
+    room = limit
+    for name, value in headers.items():
+        size = len(name) + len(value)
+        if size > room:
+            if room > len(name):
+                kept[name] = value[: room - len(name)]
+            return kept, True
+        kept[name] = value
+        room -= size
+    return kept, False

@@ -2,13 +2,21 @@
 
 `submit` never waits: the request path appends a `RecordDraft` to a deque. A background task
 finalizes drafts into records (off the request path), feeds them to the metrics, and writes them
-with one pipelined script call per record (global stream, account stream and request-id index in
-one atomic step, idempotent by a write token, so a retried batch never duplicates a record).
+with one script call per batch (global stream, account stream and request-id index in one step
+per record, idempotent by a write token, so a retried batch never duplicates a record).
 
-While Redis fails, records go to the spill file (`spill.py`) and are replayed, in order, before
-anything newer once Redis answers again. `close` (graceful shutdown) drains the queue and the
-spill into Redis, and leaves on disk only what Redis still would not take. A record is dropped
-only when the spill file cannot be written (disk full); that is logged as an error and counted.
+No input can stop it (issue 10): every record can be encoded (`encode.py`); a record whose
+finalization fails is still written, reduced to what the draft says (`incomplete`); a batch
+Redis rejects is split in halves until the one record it refuses is alone, and that record goes
+to the dead-letter file (`dead_lettered`) while the others are written. The task is supervised:
+a crash is logged, counted (`restarts`) and the loop started again.
+
+While Redis is unreachable (or says it cannot write now: OOM, READONLY, LOADING, ...), records
+go to the spill file (`spill.py`, which belongs to one Redis) and are replayed, in order, before
+anything newer once Redis answers again; `journal_redis_unavailable` is logged at most once per
+`warn_interval`, with a count. `close` (graceful shutdown) writes everything to Redis or leaves
+it in the spill file. A record is dropped only when the spill file cannot be written (disk
+full); that is logged as an error and counted.
 """
 
 from __future__ import annotations
@@ -23,14 +31,18 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import orjson
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
+from gateway.journal.encode import clean_text, encode_record, minimal_record
+from gateway.journal.entry import Entry, flat_fields
 from gateway.journal.record import RecordDraft, finalize, summarize
 from gateway.journal.redact import RedactionPolicy
+from gateway.journal.spill import DeadLetterFile, SpillDirectory
+from gateway.logs import ThrottledLog
 from gateway.store import keys
+from gateway.store.faults import store_wide
 
 log = structlog.get_logger("gateway.journal")
 
@@ -100,6 +112,10 @@ _BATCH_BYTES = 2 * 1024 * 1024
 _DEFAULT_INDEX_TTL = 7 * 86400
 
 
+#: Longest pause of the supervisor between a crash and the restart.
+_RESTART_DELAY = 0.1
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class JournalOptions:
     policy: RedactionPolicy = dataclasses.field(default_factory=RedactionPolicy)
@@ -112,23 +128,8 @@ class JournalOptions:
     batch_size: int = 256
     flush_interval: float = 0.05
     retry_delay: float = 0.5
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Entry:
-    """A finalized record ready for Redis: its write token and its JSON."""
-
-    token: str
-    record: dict[str, Any]
-    payload: bytes
-
-    def spill_line(self) -> bytes:
-        return b'{"t":"' + self.token.encode() + b'","r":' + self.payload + b"}\n"
-
-    @classmethod
-    def from_spill_line(cls, line: bytes) -> Entry:
-        data = orjson.loads(line)
-        return cls(data["t"], data["r"], orjson.dumps(data["r"]))
+    #: Least seconds between two `journal_redis_unavailable` lines.
+    warn_interval: float = 30.0
 
 
 class JournalWriter:
@@ -138,26 +139,41 @@ class JournalWriter:
         spill_dir: Path,
         options: JournalOptions | None = None,
         observers: Iterable[Callable[[dict[str, Any]], None]] = (),
+        store: str = "",
     ) -> None:
         self.redis = redis
         self.options = options or JournalOptions()
         self.observers = tuple(observers)
         self.spill_dir = spill_dir
-        self._spill: Any = None  # SpillDirectory, opened in start()
+        #: The Redis this writer writes to (URL without password): its spill file's owner.
+        self.store = store
+        self._spill: SpillDirectory | None = None
+        self._dead = DeadLetterFile(spill_dir)
         self._pending: collections.deque[RecordDraft] = collections.deque()
         self._pending_bytes = 0
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._script = redis.register_script(_WRITE_BATCH_SCRIPT)
+        self._unavailable = ThrottledLog(
+            log, "journal_redis_unavailable", self.options.warn_interval
+        )
+        self._observer_failed = ThrottledLog(log, "journal_observer_failed", 60.0)
         self.written = 0
         self.spilled = 0
         self.replayed = 0
         self.dropped = 0
+        self.dead_lettered = 0
+        self.restarts = 0
 
     @property
     def queued(self) -> int:
         return len(self._pending)
+
+    @property
+    def alive(self) -> bool:
+        """The writer's task runs (it is supervised: only `close` ends it)."""
+        return self._task is not None and not self._task.done()
 
     def counters(self) -> dict[str, int]:
         return {
@@ -166,6 +182,9 @@ class JournalWriter:
             "spilled": self.spilled,
             "replayed": self.replayed,
             "dropped": self.dropped,
+            "dead_lettered": self.dead_lettered,
+            "restarts": self.restarts,
+            "alive": int(self.alive),
         }
 
     def _pop(self) -> RecordDraft:
@@ -187,13 +206,19 @@ class JournalWriter:
             self._wake.set()
 
     def start(self) -> None:
-        from gateway.journal.spill import SpillDirectory
-
         if self.options.persist:
-            self._spill = SpillDirectory(self.spill_dir)
+            self._spill = SpillDirectory(self.spill_dir, self.store)
             if self._spill.pending:
                 log.info("journal_spill_found", directory=str(self.spill_dir))
-        self._task = asyncio.create_task(self._run(), name="journal-writer")
+            for path, owner in self._spill.foreign:
+                log.warning(
+                    "journal_spill_for_other_redis",
+                    file=str(path),
+                    spilled_for=owner,
+                    redis=self.store,
+                    reason="left in place, never replayed into another Redis",
+                )
+        self._task = asyncio.create_task(self._supervise(), name="journal-writer")
 
     async def close(self) -> None:
         """Graceful shutdown: write everything to Redis, or keep it in the spill file."""
@@ -204,12 +229,26 @@ class JournalWriter:
             self._task = None
         try:
             await self._drain()
-        except (RedisError, OSError) as exc:
+        except Exception as exc:  # Redis down, or worse: what is queued goes to disk
             self._spill_queue()
             log.warning("journal_left_in_spill_at_close", error=str(exc), **self.counters())
-        if self._spill is not None:
-            self._spill.close()
+        finally:
+            if self._spill is not None:
+                self._spill.close()
+            self._dead.close()
         log.info("journal_closed", **self.counters())
+
+    async def _supervise(self) -> None:
+        """Run the loop until `close`; a crash is logged, counted, and the loop restarted."""
+        while not self._closing:
+            try:
+                await self._run()
+            except Exception:
+                self.restarts += 1
+                log.exception("journal_writer_crashed", **self.counters())
+                with contextlib.suppress(Exception):
+                    self._spill_queue()
+                await asyncio.sleep(_RESTART_DELAY)
 
     async def _run(self) -> None:
         while not self._closing:
@@ -221,13 +260,14 @@ class JournalWriter:
             try:
                 await self._drain()
             except (RedisError, OSError) as exc:
+                if not store_wide(exc):
+                    raise
                 self._spill_queue()
-                log.warning("journal_redis_unavailable", error=str(exc), **self.counters())
+                self._unavailable.warn(error=clean_text(str(exc))[:300], **self.counters())
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake_on_close(), self.options.retry_delay)
-            except Exception:
-                log.exception("journal_writer_failed", **self.counters())
-                self._spill_queue()
+            else:
+                self._unavailable.recovered("journal_redis_available", **self.counters())
 
     async def _wake_on_close(self) -> None:
         while not self._closing:
@@ -242,8 +282,14 @@ class JournalWriter:
                 if not lines:  # only a line cut by a crash is left
                     source.reset()
                     continue
-                entries = [Entry.from_spill_line(line) for line in lines]
-                await self._write(entries)
+                entries = []
+                for line in lines:
+                    entry = Entry.from_spill_line(line)
+                    if entry is None:
+                        self._dead_letter(None, "the spill line is not a journal record", line)
+                    else:
+                        entries.append(entry)
+                await self._commit(entries)
                 source.advance(offset)
                 self.replayed += len(entries)
                 if not self._spill.pending:
@@ -253,11 +299,28 @@ class JournalWriter:
             if not self.options.persist:
                 continue
             try:
-                await self._write(entries)
+                self.written += await self._commit(entries)
             except BaseException:
                 self._spill_entries(entries)
                 raise
-            self.written += len(entries)
+
+    async def _commit(self, entries: list[Entry]) -> int:
+        """Write a batch; when Redis rejects it (not store-wide), split it in halves so that one
+        record it refuses cannot take the others down, and dead-letter a refused record. Returns
+        the records written; raises on store-wide failures."""
+        if not entries:
+            return 0
+        try:
+            await self._write(entries)
+        except ResponseError as exc:
+            if store_wide(exc):
+                raise
+            if len(entries) == 1:
+                self._dead_letter(entries[0], str(exc))
+                return 0
+            middle = len(entries) // 2
+            return await self._commit(entries[:middle]) + await self._commit(entries[middle:])
+        return len(entries)
 
     def _next_batch(self) -> list[Entry]:
         """Up to `batch_size` records, and no more than `_BATCH_BYTES` of them (one script call
@@ -271,14 +334,24 @@ class JournalWriter:
         return entries
 
     def _prepare(self, draft: RecordDraft) -> Entry:
-        if self.options.persist:
-            record = finalize(draft, self.options.policy, self.options.capture_limit)
-        else:  # nobody reads the bodies: give the observers what they need, cheaply
-            record = summarize(draft)
+        """The draft as an entry; never raises, whatever the request carried."""
+        options = self.options
+        try:
+            if options.persist:
+                record = finalize(draft, options.policy, options.capture_limit)
+            else:  # nobody reads the bodies: give the observers what they need, cheaply
+                record = summarize(draft)
+        except Exception:
+            log.exception("journal_record_incomplete", request_id=clean_text(draft.request_id))
+            record = minimal_record(draft)
+        raw = {"request": draft.request_body, "response": draft.response_body}
+        record, payload = encode_record(record, raw, options.policy.text_body)
         for observe in self.observers:
-            observe(record)
-        payload = orjson.dumps(record) if self.options.persist else b""
-        return Entry(os.urandom(8).hex(), record, payload)
+            try:
+                observe(record)
+            except Exception as exc:
+                self._observer_failed.warn(error=repr(exc)[:300])
+        return Entry(os.urandom(8).hex(), record, payload if options.persist else b"")
 
     async def _write(self, entries: list[Entry]) -> None:
         options = self.options
@@ -289,22 +362,9 @@ class JournalWriter:
         args.extend(_ENTRY_FIELDS)
         for entry in entries:
             record = entry.record
-            usage = record["usage"] or {}
             script_keys.append(keys.journal_account_stream(record["account"]))
             script_keys.append(keys.journal_request_index(record["request_id"]))
-            args += (
-                entry.token,
-                str(record["v"]),
-                record["request_id"],
-                record["account"] or "",
-                record["client"] or "",
-                str(record["status"]),
-                record["outcome"],
-                str(record["latency_ms"]["total"]),
-                str(usage.get("input_tokens", "")),
-                str(usage.get("output_tokens", "")),
-                entry.payload,
-            )
+            args += (entry.token, *flat_fields(record), entry.payload)
         await self._script(keys=script_keys, args=args)
 
     def _spill_queue(self) -> None:
@@ -326,13 +386,36 @@ class JournalWriter:
         try:
             self._spill.own.append([entry.spill_line() for entry in entries])
         except OSError as exc:
-            self.dropped += len(entries)
-            log.error(
-                "journal_records_dropped",
-                reason="the spill file cannot be written (disk full?)",
-                error=str(exc),
-                lost=len(entries),
-                **self.counters(),
-            )
+            self._lost(len(entries), exc)
             return
         self.spilled += len(entries)
+
+    def _dead_letter(self, entry: Entry | None, why: str, line: bytes = b"") -> None:
+        """Keep what Redis refused (or a damaged spill line) in the dead-letter file."""
+        why = clean_text(why)[:500]
+        try:
+            if entry is not None:
+                self._dead.keep(entry.token, why, entry.payload)
+            else:
+                self._dead.keep_line(line, why)
+        except OSError as exc:
+            self._lost(1, exc)
+            return
+        self.dead_lettered += 1
+        log.error(
+            "journal_record_dead_lettered",
+            request_id=entry.record.get("request_id") if entry is not None else None,
+            reason=why,
+            file=str(self._dead.path),
+            **self.counters(),
+        )
+
+    def _lost(self, lost: int, exc: OSError) -> None:
+        self.dropped += lost
+        log.error(
+            "journal_records_dropped",
+            reason="the spill file cannot be written (disk full?)",
+            error=str(exc),
+            lost=lost,
+            **self.counters(),
+        )

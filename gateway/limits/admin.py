@@ -33,6 +33,7 @@ _HELP = {
     "unchecked": "Limited requests let through unchecked because Redis failed (fail-open)",
     "failed_closed": "Limited requests refused with 503 because Redis failed (fail-closed)",
     "settle_errors": "Settlements (usage reconciliation) that failed",
+    "script_errors": "Limit checks whose script failed in Redis (a bug path: refused with 503)",
 }
 
 

@@ -22,6 +22,14 @@ WINDOW_MS = 60_000
 #: Bytes of request body per estimated prompt token (JSON syntax included, so it errs high).
 BYTES_PER_TOKEN = 4
 
+#: The most tokens one request reserves or settles (a billion: far past any model's context).
+#: A `max_tokens` of 10**18 is clamped here, so every counter stays an exact integer in Redis
+#: and in its Lua scripts (whose numbers are doubles) instead of failing the script.
+MAX_TOKENS_PER_REQUEST = 1_000_000_000
+
+#: The largest value a limit may be set to (the check script refuses more than 2^53).
+MAX_LIMIT = 10**15
+
 Kind = Literal["r", "t", "c", "d", "m"]
 #: Names of the limit fields on both record kinds, as they appear in JSON and the CLI.
 LIMIT_FIELDS = ("rpm", "tpm", "max_concurrent", "tokens_per_day", "tokens_per_month")
@@ -93,13 +101,19 @@ def estimate_tokens(raw_body: bytes, data: dict[str, Any]) -> int:
 
     Like OpenAI's own TPM accounting, `max_completion_tokens` (or `max_tokens`) is reserved
     up front; the reservation is replaced by the real usage once the response is complete.
+    Clamped to `MAX_TOKENS_PER_REQUEST`.
     """
     size = len(raw_body) if raw_body else len(orjson.dumps(data))  # a policy rewrote the body
     estimate = size // BYTES_PER_TOKEN + 1
     limit = data.get("max_completion_tokens", data.get("max_tokens"))
     if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
         estimate += limit
-    return estimate
+    return clamp_tokens(estimate)
+
+
+def clamp_tokens(tokens: int) -> int:
+    """`tokens` within 0 .. `MAX_TOKENS_PER_REQUEST`."""
+    return max(0, min(tokens, MAX_TOKENS_PER_REQUEST))
 
 
 def format_reset(seconds: float) -> str:

@@ -12,7 +12,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from gateway.limits.checks import LIMIT_FIELDS
+from gateway.errors import InvalidRequestError
+from gateway.limits.checks import LIMIT_FIELDS, MAX_LIMIT
 from gateway.limits.usage import UsageRow, days_back, read_usage, totals
 from gateway.store import keys
 
@@ -51,8 +52,14 @@ def limit_changes(args: argparse.Namespace) -> dict[str, Any]:
     changes: dict[str, Any] = {}
     for name in LIMIT_FIELDS:
         value = getattr(args, name, None)
-        if value is not None:
-            changes[name] = None if value == _CLEAR else int(value)
+        if value is None:
+            continue
+        if value != _CLEAR and int(value) > MAX_LIMIT:
+            option = "--" + name.replace("_", "-")
+            raise InvalidRequestError(
+                f"{option} {value} is larger than the limit's most, {MAX_LIMIT}"
+            )
+        changes[name] = None if value == _CLEAR else int(value)
     return changes
 
 

@@ -1,8 +1,12 @@
 """`RateLimiter`: admits or refuses a request against its limits, and settles it afterwards.
 
 One Redis round trip before the upstream call (`CHECK`) and one after (`SETTLE`), only for a
-tenant that has a limit set. When Redis cannot be asked, `fail_open` decides: let the request
-through unchecked (counted in `stats.unchecked`) or refuse it with 503.
+tenant that has a limit set. When Redis cannot be asked (down, or OOM, READONLY, LOADING, ...:
+`store.faults`), `fail_open` decides: let the request through unchecked (counted in
+`stats.unchecked`) or refuse it with 503. A script that Redis runs and that fails is a bug path,
+never a reason to let a request through: it is counted (`script_errors`), logged as an error
+and answered 503 `rate_limiter_error`; the script checks its arguments before it writes
+anything, so a failing check changes no counter.
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ from gateway.limits.checks import (
     WINDOW_MS,
     Check,
     checks_for,
+    clamp_tokens,
     format_reset,
     seconds_to_day_end,
     seconds_to_month_end,
 )
+from gateway.store.faults import store_wide
 
 log = structlog.get_logger("gateway.limits")
 
@@ -51,6 +57,8 @@ class LimiterStats:
     #: Requests refused with 503 because Redis failed (fail-closed).
     failed_closed: int = 0
     settle_errors: int = 0
+    #: Checks whose script Redis ran and that failed (a bug path: refused with 503).
+    script_errors: int = 0
 
     def to_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)
@@ -146,6 +154,8 @@ class RateLimiter:
         try:
             raw = await self._check(keys=[k for c in checks for k in c.keys], args=args)
         except (RedisError, OSError) as exc:
+            if not store_wide(exc):
+                raise self._script_failed(exc) from exc
             return self._unchecked(member, estimate, checks, ttls, exc)
         result = [int(value) for value in raw]
         headers = rate_headers(checks, result)
@@ -156,6 +166,14 @@ class RateLimiter:
             raise refusal(checks[index], remaining, reset_ms, estimate, headers)
         self.stats.admitted += 1
         return Admission(member, estimate, checks, ttls, headers)
+
+    def _script_failed(self, exc: BaseException) -> ServiceUnavailableError:
+        self.stats.script_errors += 1
+        log.error("rate_limit_script_failed", error=str(exc)[:300])
+        return ServiceUnavailableError(
+            "the gateway could not check this client's rate limits; this is a gateway bug",
+            code="rate_limiter_error",
+        )
 
     def _unchecked(
         self,
@@ -190,7 +208,7 @@ class RateLimiter:
         args: list[Any] = [
             admission.member,
             admission.estimate,
-            actual_tokens,
+            clamp_tokens(actual_tokens),
             WINDOW_MS,
             len(settled),
         ]

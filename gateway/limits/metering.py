@@ -19,16 +19,13 @@ from redis.exceptions import RedisError
 
 from gateway.auth import KeyVerifier
 from gateway.exchange import Exchange, Identity
-from gateway.limits.checks import LIMIT_FIELDS, estimate_tokens, scopes_of
+from gateway.limits.checks import BYTES_PER_TOKEN, LIMIT_FIELDS, estimate_tokens, scopes_of
 from gateway.limits.limiter import Admission, RateLimiter
 from gateway.limits.usage import UsageRecorder
 from gateway.store.records import ApiKeyRecord
 from gateway.usage import Usage, merge_stream_usage, usage_in_bytes
 
 log = structlog.get_logger("gateway.limits")
-
-#: Bytes at the end of a captured stream searched for its usage.
-STREAM_TAIL_BYTES = 8192
 
 
 def has_limits(record: Any) -> bool:
@@ -77,11 +74,18 @@ class Metering:
             return
         usage = usage_of(exchange, response)
         exchange.metered(usage)
-        if usage is None:
-            answered = response is not None and response.status < 400
-            actual = admission.estimate if answered else 0
-        else:
+        if usage is not None:
             actual = usage.total_tokens
+        elif exchange.capture is not None:
+            # A stream whose usage never came (the client left early, or the upstream sent
+            # none): what was relayed was used. Charge the reservation, and at least the prompt
+            # estimate plus one token per event relayed.
+            prompt = len(exchange.raw_body or b"") // BYTES_PER_TOKEN + 1
+            actual = max(admission.estimate, prompt + exchange.capture.events())
+        elif response is not None and response.status < 400:
+            actual = admission.estimate
+        else:
+            actual = 0
         await self.limiter.settle(admission, actual)
 
     def settle_later(self, admission: Admission | None, exchange: Exchange) -> None:
@@ -99,32 +103,16 @@ class Metering:
 
 
 def usage_of(exchange: Exchange, response: web.StreamResponse | None) -> Usage | None:
-    """Real usage, when the response carried it: a JSON body's, or a stream's from the tail of
-    its capture (the gateway asks the upstream for it). Past the capture limit, or without
-    it, the reservation stands as the usage."""
+    """Real usage, when the response carried it: a JSON body's, or a stream's from its last
+    events (the capture keeps them past its limit; Anthropic reports input in its first)."""
     if exchange.endpoint == "count_tokens" and response is not None and response.status < 400:
         return Usage(0, 0)  # Anthropic's token count generates nothing and is not billed
     capture = exchange.capture
     if capture is not None:
-        if capture.truncated or not capture.parts:
-            return None
-        tail = usage_in_bytes(stream_tail(capture.parts))
+        tail = usage_in_bytes(capture.tail())
         if tail is not None and tail.input_tokens:
             return tail
-        # Anthropic reports input in its first event and output in its last.
-        return merge_stream_usage(usage_in_bytes(capture.parts[0][:STREAM_TAIL_BYTES]), tail)
+        return merge_stream_usage(usage_in_bytes(capture.head()), tail)
     if exchange.response_body is None or (response is not None and response.status >= 400):
         return None
     return usage_in_bytes(exchange.response_body)
-
-
-def stream_tail(parts: list[bytes]) -> bytes:
-    """The last `STREAM_TAIL_BYTES` or more of a captured stream (its usage is there)."""
-    tail: list[bytes] = []
-    size = 0
-    for part in reversed(parts):
-        tail.append(part)
-        size += len(part)
-        if size >= STREAM_TAIL_BYTES:
-            break
-    return b"".join(reversed(tail))

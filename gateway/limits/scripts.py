@@ -8,7 +8,8 @@ with skewed clocks still agree on the window.
 CHECK  KEYS: the checks' keys in order (`t` has two: members, amounts).
        ARGV: member, estimate, window_ms, lease_ms, n, then n times (kind, limit, ttl_seconds).
        Returns {admitted, failed_index, remaining_1, reset_ms_1, ...}. All or nothing: a refused
-       request updates no counter.
+       request updates no counter, and arguments that are not whole numbers in range (the
+       estimate at most 10^12, every limit at most 2^53) are an error before any write.
 SETTLE KEYS: the keys of the `t`, `c`, `d`, `m` checks.
        ARGV: member, estimate, actual, window_ms, n, then n times (kind, ttl_seconds).
 """
@@ -20,6 +21,15 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local member, est = ARGV[1], tonumber(ARGV[2])
 local window, lease, n = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local function whole(x, most) return x and x >= 0 and x <= most and x == math.floor(x) end
+if not (whole(est, 1e12) and whole(n, 1000)) then
+  return redis.error_reply('ERR gateway limits: estimate or check count out of range')
+end
+for i = 1, n do
+  if not whole(tonumber(ARGV[5 + (i - 1) * 3 + 2]), 2 ^ 53) then
+    return redis.error_reply('ERR gateway limits: limit ' .. i .. ' out of range')
+  end
+end
 local out = {1, 0}
 local first = {}
 local k = 1

@@ -116,3 +116,8 @@ def usage_day(account: str, day: str) -> str:
     """Hash of one account's usage on `day` (YYYYMMDD, UTC):
     `<counter>|<client>|<key id>|<model>` -> integer, counter in `req`, `pt`, `ct`."""
     return f"{PREFIX}:{{{account}}}:usage:{day}"
+
+
+def client_health(account: str, name: str) -> str:
+    """Hash: gateway instance -> JSON of its outlier ejections of the client's deployments."""
+    return f"{PREFIX}:{{{account}}}:health:{name}"

@@ -4,5 +4,6 @@ headers.py    what crosses the gateway in each direction (hop-by-hop and credent
 errors.py     the one place aiohttp's client errors and timeouts become gateway errors
 retries.py    retry policy: which answers are retried, backoff with jitter, Retry-After
 reply.py      `UpstreamReply`: a final upstream answer, still open, for the relay
-transport.py  `UpstreamTransport.send`: targets in order, retries, fallbacks, attempts
+deployments.py a client's deployments, one request's plan of tries and bodies, its deadline
+transport.py  `UpstreamTransport.send`: the plan's tries, retries, fallbacks, attempts
 """

@@ -7,7 +7,7 @@ stream that breaks mid-way raises `UpstreamError` from `chunks()`, never `aiohtt
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -19,11 +19,19 @@ from gateway.upstream.errors import UPSTREAM_FAILURES, map_upstream_error, upstr
 
 
 class UpstreamReply:
-    __slots__ = ("_response", "label")
+    __slots__ = ("_on_close", "_response", "label")
 
-    def __init__(self, response: aiohttp.ClientResponse, label: str) -> None:
+    def __init__(
+        self,
+        response: aiohttp.ClientResponse,
+        label: str,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
         self._response = response
         self.label = label
+        #: Called once, when the reply is closed or released (the request is no longer in
+        #: flight at its deployment).
+        self._on_close = on_close
 
     @property
     def status(self) -> int:
@@ -74,8 +82,15 @@ class UpstreamReply:
                 raise map_upstream_error(exc) from exc
             yield data
 
+    def _done(self) -> None:
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close()
+
     def close(self) -> None:
         self._response.close()
+        self._done()
 
     def release(self) -> None:
         self._response.release()
+        self._done()

@@ -1,7 +1,10 @@
 """`UpstreamTransport`: send one request to a client's upstreams, with retries and fallbacks.
 
-Each target (the client's own upstream, then its policy's `fallbacks`) is tried up to
-`1 + retries` times (`retries.py` decides what is retried and how long to wait). The first final
+Each target is a deployment (`deployments.py`): the policy's `deployments`, picked and ordered
+by its strategy, or the client's own upstream then its `fallbacks`. Each gets up to
+`1 + retries` tries; a retry goes to another deployment when there is one, ejected outliers get
+none while another is in service (`gateway.routing`), and the request's deadline bounds it all
+(`retries.py` decides what is retried and how long to wait). The first final
 answer is returned open, as an `UpstreamReply`, for the relay to copy to the client; nothing is
 retried once a byte of the reply has gone out, because the reply is only returned after the
 decision. Every attempt is recorded on the request's `Exchange` for the journal. Handlers and
@@ -13,18 +16,28 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Sequence
 
 import aiohttp
 import orjson
 from multidict import CIMultiDict
 
+from gateway.balancing import Deployment
 from gateway.config import Settings
+from gateway.deadline import Deadline
 from gateway.errors import UpstreamError
-from gateway.exchange import Exchange
+from gateway.exchange import Attempt, Exchange
+from gateway.routing import Router, outlier_settings
+from gateway.upstream.deployments import Route, deadline_passed, request_deadline
 from gateway.upstream.errors import upstream_errors
 from gateway.upstream.reply import UpstreamReply
-from gateway.upstream.retries import RetrySettings, backoff_delay, wait_before_next
+from gateway.upstream.retries import (
+    RetrySettings,
+    backoff_delay,
+    is_retryable_status,
+    retry_after_seconds,
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -35,6 +48,9 @@ class Target:
     url: str
     headers: CIMultiDict[str]
     label: str
+    #: The deployment this target sends to (None: one made from `label`, for handlers that
+    #: build targets without one).
+    deployment: Deployment | None = None
 
 
 def create_upstream_session(settings: Settings) -> aiohttp.ClientSession:
@@ -56,11 +72,14 @@ def create_upstream_session(settings: Settings) -> aiohttp.ClientSession:
 
 
 class UpstreamTransport:
-    """The process's pooled session and the send loop every handler uses."""
+    """The process's pooled session, its routing state and the send loop every handler uses."""
 
-    def __init__(self, session: aiohttp.ClientSession, settings: Settings) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, settings: Settings, router: Router | None = None
+    ) -> None:
         self.session = session
         self.settings = settings
+        self.router = router or Router(outlier_settings(settings))
 
     def retry_settings(self, retries: int | None) -> RetrySettings:
         return RetrySettings.from_settings(self.settings, retries)
@@ -73,40 +92,104 @@ class UpstreamTransport:
         body: bytes | None,
         retry: RetrySettings,
     ) -> UpstreamReply:
-        """Try `targets` in order; return the first answer that is final, still open."""
-        for index, target in enumerate(targets):
-            last_target = index == len(targets) - 1
-            for number in range(retry.retries + 1):
-                last_try = number == retry.retries
-                attempt = exchange.attempt(target.label, number + 1)
-                exchange.upstream_started()
-                try:
-                    with upstream_errors():
-                        response = await self.session.request(
-                            method, target.url, data=body, headers=target.headers
-                        )
-                except UpstreamError as exc:
-                    attempt.failed(exc.code)
-                    if last_target and last_try:
-                        raise
-                    wait = 0.0 if last_try else backoff_delay(retry, number)
-                else:
-                    attempt.answered(response.status)
-                    decision = wait_before_next(
-                        response.status,
-                        response.headers.get("Retry-After"),
-                        retry,
-                        number,
-                        last_try,
-                        last_target,
-                    )
-                    if decision is None:
-                        return UpstreamReply(response, target.label)
-                    response.close()
-                    wait = decision
-                if wait < 0:  # Retry-After too long for this upstream: fall back now
-                    break
-                if not last_try:
-                    attempt.retry_in(wait)
-                    await asyncio.sleep(wait)
+        """Try `targets` as the client's routing plans; return the first final answer, open."""
+        if exchange.identity is None:  # pragma: no cover - the pipeline identifies first
+            raise UpstreamError("the request has no tenant", code="upstream_not_configured")
+        client = exchange.identity.client
+        deployments = [t.deployment or Deployment(url=t.label) for t in targets]
+        by_id = {id(d): t for d, t in zip(deployments, targets, strict=True)}
+        route = Route(self.router, client, deployments, body, retry.retries)
+        deadline = request_deadline(client, self.settings, exchange.started)
+        #: perf_counter() before which a deployment is not tried again (backoff, Retry-After).
+        not_before: dict[int, float] = {}
+        while (step := route.plan.next()) is not None:
+            deployment, target = step.deployment, by_id[id(step.deployment)]
+            wait = not_before.get(id(deployment), 0.0) - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            attempt = exchange.attempt(target.label, step.attempt)
+            if step.all_ejected:
+                attempt.mark("all_ejected")
+            exchange.upstream_started()
+            outcome = await self._attempt(route, deployment, target, method, deadline, attempt)
+            if isinstance(outcome, UpstreamError):
+                upcoming = route.plan.peek()
+                if upcoming is None:
+                    raise outcome
+                delay = backoff_delay(retry, step.attempt - 1)
+            else:
+                asked = retry_after_seconds(outcome.headers.get("Retry-After"))
+                if not is_retryable_status(outcome.status):
+                    return self._reply(route, deployment, outcome, target.label)
+                if asked is not None and asked > retry.retry_after_max:
+                    route.plan.drop(deployment)  # too long to wait: no more tries here
+                upcoming = route.plan.peek()
+                if upcoming is None:
+                    return self._reply(route, deployment, outcome, target.label)
+                delay = max(asked or 0.0, backoff_delay(retry, step.attempt - 1))
+            not_before[id(deployment)] = time.perf_counter() + delay
+            start_in = max(0.0, not_before.get(id(upcoming.deployment), 0.0) - time.perf_counter())
+            if not deadline.allows(start_in):  # no retry or fallback starts after the deadline
+                if isinstance(outcome, UpstreamError):
+                    raise outcome
+                return self._reply(route, deployment, outcome, target.label)
+            if upcoming.deployment is deployment or start_in > 0:
+                attempt.retry_in(start_in)
+            if not isinstance(outcome, UpstreamError):
+                outcome.close()
+                self.router.finished(route.key, deployment)
         raise UpstreamError("no upstream answered", code="upstream_unreachable")  # pragma: no cover
+
+    async def _attempt(
+        self,
+        route: Route,
+        deployment: Deployment,
+        target: Target,
+        method: str,
+        deadline: Deadline,
+        attempt: Attempt,
+    ) -> aiohttp.ClientResponse | UpstreamError:
+        """One try: the upstream's answer (still open, counted in flight), or why there was
+        none. The deadline cutting it off ends the request."""
+        if not deadline.allows():
+            attempt.failed("request_deadline")
+            raise deadline_passed(deadline)
+        payload = route.body_for(deployment)
+        self.router.started(route.key, deployment)
+        try:
+            async with asyncio.timeout(deadline.remaining()):
+                with upstream_errors():
+                    response = await self.session.request(
+                        method, target.url, data=payload, headers=target.headers
+                    )
+        except TimeoutError:  # the deadline's (a slow upstream's is mapped inside)
+            self.router.finished(route.key, deployment)
+            attempt.failed("request_deadline")
+            raise deadline_passed(deadline) from None
+        except UpstreamError as exc:
+            self.router.finished(route.key, deployment)
+            attempt.failed(exc.code)
+            self._learn(route, deployment, None, attempt)
+            return exc
+        attempt.answered(response.status)
+        self._learn(route, deployment, response.status, attempt)
+        return response
+
+    def _learn(
+        self, route: Route, deployment: Deployment, status: int | None, attempt: Attempt
+    ) -> None:
+        """Outlier ejection learns from the deployments of a routed client."""
+        if route.routed and self.router.outcome(route.key, deployment, status):
+            attempt.mark("ejected")
+
+    def _reply(
+        self,
+        route: Route,
+        deployment: Deployment,
+        response: aiohttp.ClientResponse,
+        label: str,
+    ) -> UpstreamReply:
+        def finished() -> None:
+            self.router.finished(route.key, deployment)
+
+        return UpstreamReply(response, label, on_close=finished)

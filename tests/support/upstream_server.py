@@ -6,6 +6,7 @@ It answers by the request's `model`, so one server covers every behaviour:
 - `slow`: waits `slow_seconds` before answering;
 - `error-429` / `error-400`: an OpenAI-shaped error with that status;
 - `error-500-html`: an HTML 500 page, which the gateway must not pass off as OpenAI's;
+- `html-200`: a 200 HTML page, which is not an API answer either;
 - `echo-headers-500`: a plain-text 500 that echoes every request header (credentials too), as
   some broken proxies do: the gateway must not repeat it to the tenant;
 - `break-stream`: sends one chunk, then drops the connection;
@@ -346,6 +347,8 @@ class UpstreamServer:
             return failed
         data = seen.json
         model = data.get("model", "")
+        if model == "html-200":  # a captive portal or misrouted proxy answering 200
+            return web.Response(status=200, text="<html>oops</html>", content_type="text/html")
         if model == "echo-headers-500":
             echoed = "\n".join(f"{name}: {value}" for name, value in request.headers.items())
             return web.Response(status=500, text=echoed)
