@@ -10,17 +10,19 @@ from __future__ import annotations
 import asyncio
 
 import anthropic
+import openai
 import orjson
 import pytest
 import redis as sync_redis_lib
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
+from gateway.balancing import Deployment
 from gateway.rewrite import ClientPolicy
 from gateway.store import keys
 from gateway.store.records import ClientRecord
-from tests.conftest import ACCOUNT, Cli, Tenant, make_tenant
-from tests.support.anthropic_clients import HI, WEATHER_ANTHROPIC, anthropic_kwargs
+from tests.conftest import ACCOUNT, AiohttpServer, Cli, Tenant, make_tenant
+from tests.support.anthropic_clients import HI, WEATHER_ANTHROPIC, anthropic_kwargs, openai_kwargs
 from tests.support.anthropic_upstream import TEXT, AnthropicUpstream
 from tests.support.helpers import raw_request
 from tests.support.journal_helpers import wait_for_record
@@ -288,3 +290,40 @@ async def test_client_policy_applies_to_anthropic_messages(
         {"type": "text", "text": "Answer briefly."},
         {"type": "text", "text": "Be kind."},
     ]
+
+
+async def test_anthropic_deployments_rename_models_and_fall_over(
+    gateway: TestServer, redis: Redis, aiohttp_server: AiohttpServer
+) -> None:
+    """The routing half of issue 12 applies to `anthropic` clients: deployments with model maps,
+    and a failing deployment's retry moving to the other one (both over the native and the
+    translated route)."""
+    first, second = AnthropicUpstream(), AnthropicUpstream()
+    urls = [str((await aiohttp_server(u.app())).make_url("")) for u in (first, second)]
+    deployments = tuple(
+        Deployment(url=url, key=UPSTREAM_KEY, models={"fast": "claude-test"}) for url in urls
+    )
+    policy = ClientPolicy(strategy="ordered", deployments=deployments)
+    tenant = await make_tenant(
+        redis, client="claude-deployed", provider="anthropic", upstream_url=urls[0], policy=policy
+    )
+    async with anthropic.AsyncAnthropic(**anthropic_kwargs(gateway, tenant)) as sdk:
+        message = await sdk.messages.create(model="fast", max_tokens=5, messages=HI)
+        with pytest.raises(anthropic.BadRequestError) as unknown:
+            await sdk.messages.create(model="other", max_tokens=5, messages=HI)
+    assert message.model == "claude-test-20250101"
+    assert first.seen[-1].json["model"] == "claude-test"
+    assert first.seen[-1].headers["x-api-key"] == UPSTREAM_KEY
+    assert isinstance(unknown.value.body, dict)
+    assert unknown.value.body["error"]["type"] == "invalid_request_error"
+    assert (len(first.seen), len(second.seen)) == (1, 0)
+    first.failures = [529]
+    async with anthropic.AsyncAnthropic(**anthropic_kwargs(gateway, tenant)) as sdk:
+        moved = await sdk.messages.create(model="fast", max_tokens=5, messages=HI)
+    async with openai.AsyncOpenAI(**openai_kwargs(gateway, tenant)) as chat:
+        first.failures = [529]
+        translated = await chat.chat.completions.create(model="fast", messages=HI)
+    assert moved.content[0].type == "text"
+    assert translated.choices[0].message.content == TEXT
+    assert (len(first.seen), len(second.seen)) == (3, 2)
+    assert second.seen[-1].json["model"] == "claude-test"

@@ -19,7 +19,8 @@ It answers by the request's `model`:
 - `break-stream`: sends message_start, then drops the connection.
 `POST /v1/messages/count_tokens` answers `{"input_tokens": N}` (N: words in system + messages);
 `GET /v1/models` lists `claude-test`.
-Every request is recorded (`seen`) for assertions.
+`failures` queues error statuses for the next messages requests, whatever their model. Every
+request is recorded (`seen`) for assertions.
 """
 
 from __future__ import annotations
@@ -188,6 +189,8 @@ class AnthropicUpstream:
         self.seen: list[SeenRequest] = []
         self.released = asyncio.Event()
         self.first_event_sent = asyncio.Event()
+        #: Statuses the next `/v1/messages` requests answer with (an Anthropic error each).
+        self.failures: list[int] = []
 
     def release(self) -> None:
         self.released.set()
@@ -256,6 +259,8 @@ class AnthropicUpstream:
         if isinstance(data, web.Response):
             return data
         model = data["model"]
+        if self.failures:
+            return error_response(self.failures.pop(0), "failing as the test asked")
         if model.startswith("error-") and model[6:].isdigit():
             return error_response(int(model[6:]), f"upstream says {model[6:]}")
         blocks, stop, sequence = reply_blocks(data)
