@@ -36,6 +36,7 @@ from gateway.exchange import EXCHANGE, ApiFormat, Exchange
 from gateway.journal.record import build_record
 from gateway.pipeline import peer_is_trusted
 from gateway.spans import finish_request_span, start_request_span
+from gateway.translate.anthropic_errors import gateway_error_bytes
 
 log = structlog.get_logger("gateway.access")
 
@@ -55,6 +56,7 @@ _OUTCOMES = {
 #: How each API renders a gateway error (a provider route registers its own shape here).
 ERROR_RENDERERS: dict[ApiFormat, Callable[[GatewayError], bytes]] = {
     "openai": GatewayError.to_bytes,
+    "anthropic": gateway_error_bytes,
 }
 
 
@@ -189,6 +191,8 @@ async def stamp_response(request: web.Request, response: web.StreamResponse) -> 
         return
     headers = response.headers
     headers["x-request-id"] = exchange.request_id
+    if exchange.api == "anthropic":  # where Anthropic's SDK reads it (`error.request_id`)
+        headers["request-id"] = exchange.request_id
     if exchange.client_request_id is not None:
         headers["x-client-request-id"] = exchange.client_request_id
     if exchange.extra_headers:
@@ -197,7 +201,10 @@ async def stamp_response(request: web.Request, response: web.StreamResponse) -> 
     client = exchange.client
     if origin and client is not None and origin_allowed(origin, client.cors_origins):
         headers["Access-Control-Allow-Origin"] = origin
-        headers["Access-Control-Expose-Headers"] = "x-request-id, x-client-request-id"
+        exposed = "x-request-id, x-client-request-id"
+        headers["Access-Control-Expose-Headers"] = (
+            exposed + ", request-id" if exchange.api == "anthropic" else exposed
+        )
         headers["Vary"] = "Origin"
 
 

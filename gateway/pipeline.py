@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import ipaddress
 import weakref
 from collections.abc import Awaitable, Callable
@@ -40,7 +41,12 @@ from gateway.protocols import OpenAICompatibleChatCompletionResponseType, Pipeli
 from gateway.relay import deliver
 from gateway.rewrite import Endpoint, alias_listing, apply_policy
 from gateway.store.records import ClientRecord
-from gateway.validation import read_json_object, validate_chat_request, validate_model_request
+from gateway.validation import (
+    read_json_object,
+    validate_chat_request,
+    validate_messages_request,
+    validate_model_request,
+)
 
 #: Reads the parsed body; returns (model, stream) or raises InvalidRequestError.
 Validator = Callable[[dict[str, Any]], tuple[str | None, bool]]
@@ -73,6 +79,14 @@ TENANT_ROUTES: tuple[TenantRoute, ...] = (
     TenantRoute("POST", "/v1/embeddings", "embeddings", _required("input")),
     TenantRoute("POST", "/v1/responses", "responses", _required()),
     TenantRoute("GET", "/v1/models", "models", None),
+    TenantRoute("POST", "/v1/messages", "messages", validate_messages_request, "anthropic"),
+    TenantRoute(
+        "POST",
+        "/v1/messages/count_tokens",
+        "count_tokens",
+        functools.partial(validate_messages_request, max_tokens=False),
+        "anthropic",
+    ),
 )
 
 _VIEWS: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
 
 from aiohttp import web
 
@@ -96,6 +96,12 @@ class Provider:
     completions: OpenAICompatiblePassthroughProtocol | None = None
     embeddings: OpenAICompatiblePassthroughProtocol | None = None
     responses: OpenAICompatiblePassthroughProtocol | None = None
+    #: Anthropic's `/v1/messages` and `/v1/messages/count_tokens` (same signature). The registry
+    #: serves `messages` by translation for a provider that speaks OpenAI's API and has none.
+    messages: OpenAICompatiblePassthroughProtocol | None = None
+    count_tokens: OpenAICompatiblePassthroughProtocol | None = None
+    #: The API the provider's upstream speaks (the journal's `upstream_api`).
+    api: Literal["openai", "anthropic"] = "openai"
     #: Can managed mode wrap this provider (its chat handler answers non-streamed JSON)?
     manageable: bool = True
 

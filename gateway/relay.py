@@ -24,6 +24,7 @@ from gateway.errors import GatewayError, UpstreamError, UpstreamTimeoutError
 from gateway.exchange import Exchange
 from gateway.journal.capture import StreamCapture, UsageChunkFilter, is_usage_only
 from gateway.protocols import OpenAICompatibleChatCompletionResponseType
+from gateway.translate.anthropic_errors import anthropic_error_body, error_type_for
 from gateway.upstream.errors import is_api_error
 from gateway.upstream.headers import forward_response_headers
 from gateway.upstream.reply import UpstreamReply
@@ -192,6 +193,10 @@ async def _end_broken_stream(
         "code": outcome,
     }
     exchange.ended(outcome, error)
+    event = b"data: " + orjson.dumps({"error": error}) + b"\n\n"
+    if exchange.api == "anthropic":  # Anthropic's in-stream `error` event
+        body = anthropic_error_body(error_type_for(exc.status), str(error["message"]))
+        event = b"event: error\ndata: " + orjson.dumps(body) + b"\n\n"
     with contextlib.suppress(ConnectionResetError):
-        await response.write(b"data: " + orjson.dumps({"error": error}) + b"\n\n")
+        await response.write(event)
         await response.write_eof()

@@ -20,7 +20,9 @@ from gateway.errors import InvalidRequestError, PolicyError
 from gateway.urls import public_url
 
 #: The tenant endpoints, by the names the pipeline's routes, providers and rules use.
-Endpoint = Literal["chat", "completions", "embeddings", "responses", "models"]
+Endpoint = Literal[
+    "chat", "completions", "embeddings", "responses", "models", "messages", "count_tokens"
+]
 
 MODES = ("passthrough", "managed")
 SYSTEM_PROMPT_MODES = ("if-missing", "always")
@@ -35,6 +37,8 @@ CEILING_FIELDS: dict[Endpoint, tuple[str, ...]] = {
     "embeddings": (),
     "responses": ("max_output_tokens",),
     "models": (),
+    "messages": ("max_tokens",),
+    "count_tokens": (),
 }
 
 _DEFAULT_AZURE_API_VERSION = "2024-10-21"
@@ -284,6 +288,14 @@ def _apply_system_prompt(policy: ClientPolicy, endpoint: Endpoint, out: dict[str
             out["instructions"] = policy.system_prompt
         elif always and isinstance(current, str):
             out["instructions"] = policy.system_prompt + "\n\n" + current
+    elif endpoint in ("messages", "count_tokens"):  # Anthropic's `system`: a string or blocks
+        current = out.get("system")
+        if not current:
+            out["system"] = policy.system_prompt
+        elif always and isinstance(current, str):
+            out["system"] = policy.system_prompt + "\n\n" + current
+        elif always and isinstance(current, list):
+            out["system"] = [{"type": "text", "text": policy.system_prompt}, *current]
 
 
 def alias_listing(policy: ClientPolicy) -> dict[str, Any]:

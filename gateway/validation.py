@@ -117,3 +117,12 @@ def validate_model_request(data: dict[str, Any], required: tuple[str, ...]) -> t
     if stream is not None and not isinstance(stream, bool):
         raise InvalidRequestError("'stream' must be a boolean", param="stream")
     return model, stream is True
+
+
+def validate_messages_request(data: dict[str, Any], *, max_tokens: bool = True) -> tuple[str, bool]:
+    """Anthropic's `/v1/messages` (and `count_tokens`, which takes no `max_tokens`): a model, a
+    non-empty `messages` array of objects with a role, and a boolean `stream`."""
+    model, stream = validate_chat_request(data)
+    if max_tokens and data.get("max_tokens") is None:
+        raise InvalidRequestError("max_tokens: Field required", param="max_tokens")
+    return model, stream

@@ -29,6 +29,7 @@ from gateway.store.records import ClientRecord
 from gateway.store.redis import create_redis
 from gateway.store.repositories import ApiKeyRepository, ClientRepository
 from tests.support import secret_scan
+from tests.support.anthropic_upstream import AnthropicUpstream
 from tests.support.journal_helpers import validate_all_records
 from tests.support.redis_cluster import RedisClusterProcesses, cluster_ports
 from tests.support.upstream_server import UPSTREAM_KEY, UpstreamServer
@@ -292,3 +293,25 @@ def cli(
         return Result(code, captured.out, captured.err)
 
     return run
+
+
+# --- Anthropic (docs/providers.md) ------------------------------------------------------
+
+
+@pytest.fixture
+async def claude_upstream(
+    aiohttp_server: AiohttpServer,
+) -> AsyncIterator[tuple[AnthropicUpstream, str]]:
+    """The Anthropic Messages API test server and its root URL (an `anthropic` upstream_url)."""
+    behaviour = AnthropicUpstream()
+    server = await aiohttp_server(behaviour.app())
+    yield behaviour, str(server.make_url(""))
+    behaviour.release()
+
+
+@pytest.fixture
+async def claude_tenant(redis: Redis, claude_upstream: tuple[AnthropicUpstream, str]) -> Tenant:
+    """A client of provider `anthropic` on the Anthropic test server."""
+    return await make_tenant(
+        redis, client="claude-desk", provider="anthropic", upstream_url=claude_upstream[1]
+    )

@@ -4,20 +4,24 @@ Built-in providers are listed here explicitly; third-party packages add theirs t
 entry-point group `gateway.handlers`, whose objects are factories taking `HandlerDependencies`
 and returning a `Provider`. A third-party name never replaces a built-in one. Managed mode is
 not a provider name of its own: `Providers.for_client` wraps the client's provider in the
-managed tool loop when the client's policy says `mode: managed`.
+managed tool loop when the client's policy says `mode: managed`. A provider that speaks OpenAI's
+API gets Anthropic's `/v1/messages` by translation (`with_messages`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from importlib.metadata import entry_points
 
 import structlog
 
 from gateway.errors import InvalidRequestError, ServiceUnavailableError
+from gateway.handlers.anthropic import create_anthropic_handler
 from gateway.handlers.azure import create_azure_handler
 from gateway.handlers.echo import create_echo_handler
 from gateway.handlers.managed import create_managed_provider
 from gateway.handlers.openai import create_openai_handler
+from gateway.handlers.translated import messages_over_chat
 from gateway.protocols import HandlerDependencies, HandlerFactory, Provider
 from gateway.store.records import ClientRecord
 
@@ -27,7 +31,7 @@ log = structlog.get_logger("gateway.handlers")
 
 
 #: Built-in providers that forward to an upstream, so a client of theirs needs `--upstream-url`.
-_NEEDS_UPSTREAM_URL = frozenset({"openai", "azure"})
+_NEEDS_UPSTREAM_URL = frozenset({"openai", "azure", "anthropic"})
 
 
 def needs_upstream_url(provider: str) -> bool:
@@ -39,6 +43,7 @@ def builtin_factories() -> dict[str, HandlerFactory]:
         "openai": create_openai_handler,
         "echo": create_echo_handler,
         "azure": create_azure_handler,
+        "anthropic": create_anthropic_handler,
     }
 
 
@@ -85,9 +90,19 @@ class Providers:
             )
         managed = self._managed.get(provider.name)
         if managed is None:
-            managed = self._managed[provider.name] = create_managed_provider(provider)
+            wrapped = create_managed_provider(dataclasses.replace(provider, messages=None))
+            managed = self._managed[provider.name] = with_messages(wrapped)
         return managed
 
 
+def with_messages(provider: Provider) -> Provider:
+    """A provider that speaks OpenAI's API serves Anthropic's `/v1/messages` by translation
+    (`gateway.handlers.translated`), unless it serves that route itself."""
+    if provider.messages is not None or provider.api != "openai":
+        return provider
+    return dataclasses.replace(provider, messages=messages_over_chat(provider.chat_completions))
+
+
 def create_registry(deps: HandlerDependencies) -> Providers:
-    return Providers({name: factory(deps) for name, factory in discover_factories().items()})
+    factories = discover_factories()
+    return Providers({name: with_messages(factory(deps)) for name, factory in factories.items()})

@@ -121,8 +121,8 @@ def _merge_tool_call(calls: dict[int, dict[str, Any]], delta: dict[str, Any]) ->
 
 
 class _Assembler:
-    """Folds the events of any OpenAI stream shape: chat chunks, completions chunks, and the
-    Responses API's typed events."""
+    """Folds the events of any stream shape: chat chunks, completions chunks, the Responses
+    API's typed events, and Anthropic's Messages events."""
 
     def __init__(self) -> None:
         self.text: list[str] = []
@@ -158,6 +158,9 @@ class _Assembler:
     def _typed(self, kind: str, event: dict[str, Any]) -> None:
         if kind == "response.output_text.delta" and isinstance(event.get("delta"), str):
             self.text.append(event["delta"])
+        if kind.startswith(("message_", "content_block_")):
+            self._anthropic(kind, event)
+            return
         response = event.get("response")
         if isinstance(response, dict):
             if isinstance(response.get("model"), str):
@@ -165,6 +168,32 @@ class _Assembler:
             if kind in ("response.completed", "response.incomplete", "response.failed"):
                 status = response.get("status")
                 self.finish = status if isinstance(status, str) else self.finish
+
+    def _anthropic(self, kind: str, event: dict[str, Any]) -> None:
+        """Anthropic's events: text and tool-input deltas by block index, the stop reason."""
+        index = event.get("index")
+        message = event.get("message")
+        if kind == "message_start" and isinstance(message, dict):
+            if isinstance(message.get("model"), str):
+                self.model = message["model"]
+        elif kind == "content_block_start" and isinstance(index, int):
+            block = event.get("content_block")
+            if isinstance(block, dict) and block.get("type") == "tool_use":
+                call = {"index": index, "id": block.get("id"), "type": "function"}
+                function = {"name": block.get("name"), "arguments": ""}
+                _merge_tool_call(self.calls, {**call, "function": function})
+        elif kind == "content_block_delta" and isinstance(index, int):
+            delta = event.get("delta")
+            if not isinstance(delta, dict):
+                return
+            if delta.get("type") == "text_delta" and isinstance(delta.get("text"), str):
+                self.text.append(delta["text"])
+            elif delta.get("type") == "input_json_delta" and index in self.calls:
+                arguments = delta.get("partial_json")
+                _merge_tool_call(self.calls, {"index": index, "function": {"arguments": arguments}})
+        elif kind == "message_delta" and isinstance(event.get("delta"), dict):
+            stop = event["delta"].get("stop_reason")
+            self.finish = stop if isinstance(stop, str) else self.finish
 
 
 def assemble_stream(capture: StreamCapture, usage_hidden: bool = False) -> AssembledStream:

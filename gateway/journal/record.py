@@ -79,6 +79,8 @@ class RecordDraft:
     #: The operator's price overrides that apply (with `provider`, what prices the record).
     prices: PriceOverrides | None = None
     end_user: str | None = None
+    #: The API of the request sent upstream (the provider's), None when none was sent.
+    upstream_api: str | None = None
 
 
 def _ms(start: float | None, end: float | None) -> float | None:
@@ -111,6 +113,7 @@ def build_record(
         host=request.host[:255],
         addressing=exchange.addressing,
         api=exchange.api,
+        upstream_api=identity.provider.api if identity and exchange.attempts else None,
         account=client.account if client else None,
         client=client.name if client else None,
         key_id=identity.user.key_id if identity else None,
@@ -260,6 +263,7 @@ def finalize(draft: RecordDraft, policy: RedactionPolicy, limit: int) -> dict[st
         "host": draft.host,
         "addressing": draft.addressing,
         "api": draft.api,
+        "upstream_api": draft.upstream_api,
         "model": {"requested": draft.model, "answered": answered},
         "usage": _usage_record(usage),
         **_money(draft, usage, answered),

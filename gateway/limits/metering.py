@@ -208,6 +208,8 @@ class Metering:
 def usage_of(exchange: Exchange, response: web.StreamResponse | None) -> Usage | None:
     """Real usage, when the response carried it: a JSON body's, or a stream's from its last
     events (the capture keeps them past its limit; Anthropic reports input in its first)."""
+    if exchange.endpoint == "count_tokens" and response is not None and response.status < 400:
+        return Usage(0, 0)  # Anthropic's token count generates nothing and is not billed
     capture = exchange.capture
     if capture is not None:
         tail = usage_in_bytes(capture.tail())

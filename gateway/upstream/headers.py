@@ -45,7 +45,9 @@ REQUEST_ONLY = frozenset(
     }
 )
 _DROP_REQUEST = HOP_BY_HOP | REQUEST_ONLY
-_DROP_RESPONSE = HOP_BY_HOP | {"set-cookie", "x-request-id", "date", "server"}
+#: An upstream's request id (`x-request-id`, Anthropic's `request-id`) is passed on as
+#: `x-upstream-request-id`: the gateway's own id is the one the caller sees.
+_DROP_RESPONSE = HOP_BY_HOP | {"set-cookie", "x-request-id", "request-id", "date", "server"}
 
 
 def forward_request_headers(

@@ -9,7 +9,8 @@ It answers by the request's `model`, so one server covers every behaviour:
 - `html-200`: a 200 HTML page, which is not an API answer either;
 - `echo-headers-500`: a plain-text 500 that echoes every request header (credentials too), as
   some broken proxies do: the gateway must not repeat it to the tenant;
-- `break-stream`: sends one chunk, then drops the connection.
+- `break-stream`: sends one chunk, then drops the connection;
+- `tool-caller`: calls each offered tool in turn (`tool_caller_reply`), streamed too.
 `failures` is a queue of failures for the next POSTs, whatever their model: `429` (with
 `Retry-After: retry_after` when set), `500`, `503` (OpenAI-shaped), `html-502`, `slow` (waits
 `slow_seconds`), `drop` (closes the connection without answering).
@@ -211,6 +212,34 @@ def tool_caller_reply(data: dict[str, Any]) -> dict[str, Any]:
     return reply
 
 
+def tool_caller_chunks(data: dict[str, Any]) -> list[bytes]:
+    """`tool-caller` streamed: the role, the content or each call's id and name then its
+    arguments in two fragments, the finish reason, and usage when asked for."""
+    reply = tool_caller_reply(data)
+    message, finish = reply["choices"][0]["message"], reply["choices"][0]["finish_reason"]
+    base = {"id": "chatcmpl-tools-s", "object": "chat.completion.chunk", "created": 1700000000}
+
+    def chunk(delta: dict[str, Any], reason: str | None = None) -> dict[str, Any]:
+        choice = {"index": 0, "delta": delta, "finish_reason": reason}
+        return {**base, "model": "tool-caller", "choices": [choice]}
+
+    chunks = [chunk({"role": "assistant", "content": ""})]
+    if message["content"]:
+        chunks.append(chunk({"content": message["content"]}))
+    for index, call in enumerate(message.get("tool_calls") or []):
+        arguments = call["function"]["arguments"]
+        middle = len(arguments) // 2
+        head = {"name": call["function"]["name"], "arguments": arguments[:middle]}
+        first = {"index": index, "id": call["id"], "type": "function", "function": head}
+        chunks.append(chunk({"tool_calls": [first]}))
+        rest = {"index": index, "function": {"arguments": arguments[middle:]}}
+        chunks.append(chunk({"tool_calls": [rest]}))
+    chunks.append(chunk({}, finish))
+    if (data.get("stream_options") or {}).get("include_usage"):
+        chunks.append({**base, "model": "tool-caller", "choices": [], "usage": reply["usage"]})
+    return [b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks] + [b"data: [DONE]\n\n"]
+
+
 class UpstreamServer:
     """Holds the behaviour switches and the record of what arrived."""
 
@@ -339,6 +368,8 @@ class UpstreamServer:
         if model == "error-500-html":
             return web.Response(status=500, text="<html>oops</html>", content_type="text/html")
         if model == "tool-caller":
+            if data.get("stream"):
+                return await self._stream_events(request, tool_caller_chunks(data))
             return web.json_response(tool_caller_reply(data))
         if model == "slow":
             await asyncio.sleep(self.slow_seconds)
