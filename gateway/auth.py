@@ -52,6 +52,8 @@ def key_id_of(key: str) -> str | None:
     """The public id inside a well-formed key, else None."""
     if len(key) < _KEY_ID_END + 2 or not key.startswith(KEY_PREFIX) or key[_KEY_ID_END] != "_":
         return None
+    if not key.isascii():  # a key is ASCII; other bytes cannot be hashed as sent: unknown
+        return None
     key_id = key[len(KEY_PREFIX) : _KEY_ID_END]
     return key_id if _HEX.issuperset(key_id) else None
 

@@ -46,6 +46,7 @@ class Settings:
     outlier_max_ejection: float = 300.0
     max_body_bytes: int = 4 * 1024 * 1024
     header_timeout: float = 10.0
+    body_timeout: float = 60.0
     keepalive_timeout: float = 75.0
     trusted_proxies: str = ""
     path_routing: bool = True
@@ -136,8 +137,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("rate_limit_lease and usage_flush_interval must be positive")
     if settings.workers < 1:
         raise ConfigError("workers must be at least 1")
-    if settings.header_timeout <= 0 or settings.keepalive_timeout <= 0:
-        raise ConfigError("header_timeout and keepalive_timeout must be positive")
+    if min(settings.header_timeout, settings.keepalive_timeout, settings.body_timeout) <= 0:
+        raise ConfigError("header_timeout, keepalive_timeout and body_timeout must be positive")
     if settings.max_body_bytes < 1024:
         raise ConfigError("max_body_bytes must be at least 1024")
     if settings.upstream_timeout <= 0 or settings.upstream_connect_timeout <= 0:

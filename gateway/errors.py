@@ -9,6 +9,7 @@
     ├── InvalidRequestError          (400) bad JSON, wrong types, missing fields
     │   └── DomainVerificationError  (400) a custom domain's TXT challenge is not there
     ├── MethodNotAllowedError        (405)
+    ├── RequestTimeoutError          (408) the body did not arrive within `body_timeout`
     ├── PayloadTooLargeError         (413)
     ├── UnsupportedMediaTypeError    (415)
     ├── RecordExistsError            (409) the CLI or admin API would overwrite a record
@@ -109,6 +110,12 @@ class MethodNotAllowedError(GatewayError):
     status = 405
     error_type = "invalid_request_error"
     default_code = "method_not_allowed"
+
+
+class RequestTimeoutError(GatewayError):
+    status = 408
+    error_type = "invalid_request_error"
+    default_code = "request_timeout"
 
 
 class PayloadTooLargeError(GatewayError):

@@ -198,7 +198,8 @@ async def read_body(request: web.Request, exchange: Exchange, route: TenantRoute
     if route.validate is None:
         return {}
     limit = request.app[appkeys.SETTINGS].max_body_bytes
-    data = await read_json_object(request, limit, exchange.body_received)
+    timeout = request.app[appkeys.SETTINGS].body_timeout
+    data = await read_json_object(request, limit, exchange.body_received, timeout)
     model, stream = route.validate(data)
     exchange.body_parsed(data, model, stream)
     return data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +12,7 @@ from aiohttp import web
 from gateway.errors import (
     InvalidRequestError,
     PayloadTooLargeError,
+    RequestTimeoutError,
     UnsupportedMediaTypeError,
 )
 
@@ -44,11 +46,45 @@ def unreadable_body(encoding: str | None) -> InvalidRequestError:
     )
 
 
+#: Deepest JSON nesting accepted: orjson reads 1024 levels but writes only 255, and the gateway
+#: writes bodies again (a policy rewrite, the journal, a provider's translation).
+MAX_NESTING = 128
+
+
+def nesting_depth(value: Any) -> int:
+    """How deep arrays and objects nest in `value` (a scalar is 0)."""
+    deepest, level = 0, [(value, 1)]
+    while level:
+        item, depth = level.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        level.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
+def check_nesting(raw: bytes, data: Any) -> None:
+    """400 for a body nested deeper than `MAX_NESTING`; bodies with fewer brackets than that
+    (nearly all) are not walked."""
+    if raw.count(b"[") + raw.count(b"{") <= MAX_NESTING:
+        return
+    if nesting_depth(data) > MAX_NESTING:
+        raise InvalidRequestError(
+            f"request body nests arrays and objects deeper than {MAX_NESTING} levels",
+            code="too_deeply_nested",
+        )
+
+
 async def read_json_object(
-    request: web.Request, limit: int, received: Callable[[bytes], None]
+    request: web.Request, limit: int, received: Callable[[bytes], None], timeout: float
 ) -> dict[str, Any]:
     """The parsed JSON object of the body; `received` gets the raw bytes first (the journal
-    keeps them even when they turn out not to be valid)."""
+    keeps them even when they turn out not to be valid). A body that does not arrive whole
+    within `timeout` seconds is a 408: a slow sender cannot hold a connection and its buffer."""
     content_type = request.headers.get("Content-Type")
     if not is_json_content_type(content_type):
         raise UnsupportedMediaTypeError(
@@ -57,7 +93,12 @@ async def read_json_object(
     if request.content_length is not None and request.content_length > limit:
         raise too_large(limit)
     try:
-        raw = await request.read()
+        async with asyncio.timeout(timeout):
+            raw = await request.read()
+    except TimeoutError as exc:
+        raise RequestTimeoutError(
+            f"the request body did not arrive within {timeout:g} seconds"
+        ) from exc
     except web.HTTPRequestEntityTooLarge as exc:
         raise too_large(limit) from exc
     except web.RequestPayloadError as exc:
@@ -71,6 +112,7 @@ async def read_json_object(
         raise InvalidRequestError(f"request body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise InvalidRequestError(f"request body must be a JSON object, not {type(data).__name__}")
+    check_nesting(raw, data)
     return data
 
 

@@ -28,7 +28,9 @@ def test_estimates_are_clamped_whatever_the_request_asks_for() -> None:
     for field in ("max_tokens", "max_completion_tokens"):
         for asked in (HUGE, 2**70, MAX_TOKENS_PER_REQUEST + 1):
             assert estimate_tokens(b"{}", {field: asked}) == MAX_TOKENS_PER_REQUEST
-    assert estimate_tokens(b"{}", {"max_tokens": 1e30}) == 1  # not an integer: not reserved
+    # A float asks for as much as the integer would (an outsider's attack found it skipped).
+    assert estimate_tokens(b"{}", {"max_tokens": 1e30}) == MAX_TOKENS_PER_REQUEST
+    assert estimate_tokens(b"{}", {"max_tokens": "1e30"}) == 1  # not a number: not reserved
     assert estimate_tokens(b"x" * 40, {"max_tokens": 10}) == 21
 
 

@@ -57,7 +57,20 @@ def lines_arg(value: str) -> int:
     return int(value)
 
 
+#: Control characters (ESC, BEL, ...) a caller may have put in a path or host: printed escaped,
+#: so a record cannot drive the operator's terminal.
+_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)}
+
+
+def terminal_safe(text: str) -> str:
+    return text.translate(_CONTROLS)
+
+
 def record_line(record: dict[str, Any]) -> str:
+    return terminal_safe(_record_line(record))
+
+
+def _record_line(record: dict[str, Any]) -> str:
     who = f"{record['account'] or '-'}/{record['client'] or '-'}"
     latency = record["latency_ms"]["total"]
     model = record["model"]["answered"] or record["model"]["requested"] or "-"
@@ -94,9 +107,13 @@ async def journal_tail(args: argparse.Namespace, settings: Settings, redis: Redi
 
 
 async def journal_show(args: argparse.Namespace, settings: Settings, redis: Redis) -> None:
-    record = await JournalReader(redis, shards=settings.journal_shards).get(args.request_id)
+    record = None
+    if args.request_id.isascii():  # ids are ASCII; anything else names no record
+        record = await JournalReader(redis, shards=settings.journal_shards).get(args.request_id)
     if record is None:
-        raise NotFoundError(f"no journal record for request id {args.request_id!r}")
+        raise NotFoundError(
+            f"no journal record for request id {terminal_safe(ascii(args.request_id))}"
+        )
     if args.json:
         sys.stdout.buffer.write(orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
     else:

@@ -162,9 +162,12 @@ def estimate_tokens(raw_body: bytes, data: dict[str, Any]) -> int:
     """
     size = len(raw_body) if raw_body else len(orjson.dumps(data))  # a policy rewrote the body
     estimate = size // BYTES_PER_TOKEN + 1
-    limit = data.get("max_completion_tokens", data.get("max_tokens"))
-    if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
-        estimate += limit
+    for name in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
+        limit = data.get(name)
+        # A float (1e30) or a number past 64 bits asks for as much as a huge integer does.
+        if isinstance(limit, int | float) and not isinstance(limit, bool) and limit > 0:
+            estimate += min(int(limit), MAX_TOKENS_PER_REQUEST)
+            break
     return clamp_tokens(estimate)
 
 
