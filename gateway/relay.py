@@ -68,6 +68,8 @@ async def _relay(
                     f"({len(body)} bytes of {reply.content_type or 'no content type'})",
                     code="upstream_bad_response",
                 )
+            for secret in reply.secrets:  # an upstream that quotes the key it was sent
+                body = body.replace(secret.encode(), b"[REDACTED]")
             exchange.ended("upstream_error")
             exchange.body_sent(body)
             exchange.first_byte()

@@ -153,6 +153,17 @@ async def test_upstream_error_body_is_not_repeated_to_the_tenant(
     assert UPSTREAM_KEY not in orjson.dumps(record).decode()
 
 
+async def test_an_upstream_error_quoting_the_upstream_key_is_scrubbed(
+    client: openai.AsyncOpenAI, redis: Redis
+) -> None:
+    with pytest.raises(openai.AuthenticationError) as caught:
+        await client.chat.completions.create(model="echo-key-401", messages=HI)
+    assert UPSTREAM_KEY not in caught.value.message
+    assert "bad key Bearer [REDACTED]" in caught.value.message
+    record = await journal_record(redis, caught.value.response.headers["x-request-id"])
+    assert UPSTREAM_KEY not in orjson.dumps(record).decode()
+
+
 @pytest.mark.parametrize("content", [5, None, ["x"], [{"type": "text", "text": 3}], {"a": 1}])
 async def test_managed_bad_content_parts_are_400(
     gateway: TestServer, redis: Redis, upstream: tuple[UpstreamServer, str], content: object

@@ -19,16 +19,19 @@ from gateway.upstream.errors import UPSTREAM_FAILURES, map_upstream_error, upstr
 
 
 class UpstreamReply:
-    __slots__ = ("_on_close", "_response", "label")
+    __slots__ = ("_on_close", "_response", "label", "secrets")
 
     def __init__(
         self,
         response: aiohttp.ClientResponse,
         label: str,
         on_close: Callable[[], None] | None = None,
+        secrets: tuple[str, ...] = (),
     ) -> None:
         self._response = response
         self.label = label
+        #: The credentials that were sent for this reply (scrubbed from an error it relays).
+        self.secrets = secrets
         #: Called once, when the reply is closed or released (the request is no longer in
         #: flight at its deployment).
         self._on_close = on_close

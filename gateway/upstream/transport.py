@@ -54,6 +54,22 @@ class Target:
     #: build targets without one).
     deployment: Deployment | None = None
 
+    def credentials(self) -> tuple[str, ...]:
+        """The secrets this target sends (its upstream key), to scrub from what it answers."""
+        found = []
+        for name in _CREDENTIAL_HEADERS:
+            value = self.headers.get(name)
+            if value:
+                scheme, _, token = value.partition(" ")
+                found.append(token if scheme.lower() == "bearer" and token else value)
+        return tuple(secret for secret in found if len(secret) >= _SHORTEST_SECRET)
+
+
+#: Headers that carry an upstream credential; an upstream that echoes one back must not reach
+#: the tenant with it.
+_CREDENTIAL_HEADERS = ("authorization", "api-key", "x-api-key")
+_SHORTEST_SECRET = 8
+
 
 def create_upstream_session(settings: Settings) -> aiohttp.ClientSession:
     """One pooled session per process. `upstream_timeout` bounds every wait for the upstream
@@ -125,19 +141,19 @@ class UpstreamTransport:
             else:
                 asked = retry_after_seconds(outcome.headers.get("Retry-After"))
                 if not is_retryable_status(outcome.status):
-                    return self._reply(route, deployment, outcome, target.label)
+                    return self._reply(route, deployment, outcome, target)
                 if asked is not None and asked > retry.retry_after_max:
                     route.plan.drop(deployment)  # too long to wait: no more tries here
                 upcoming = route.plan.peek()
                 if upcoming is None:
-                    return self._reply(route, deployment, outcome, target.label)
+                    return self._reply(route, deployment, outcome, target)
                 delay = max(asked or 0.0, backoff_delay(retry, step.attempt - 1))
             not_before[id(deployment)] = time.perf_counter() + delay
             start_in = max(0.0, not_before.get(id(upcoming.deployment), 0.0) - time.perf_counter())
             if not deadline.allows(start_in):  # no retry or fallback starts after the deadline
                 if isinstance(outcome, UpstreamError):
                     raise outcome
-                return self._reply(route, deployment, outcome, target.label)
+                return self._reply(route, deployment, outcome, target)
             if upcoming.deployment is deployment or start_in > 0:
                 attempt.retry_in(start_in)
             if not isinstance(outcome, UpstreamError):
@@ -200,9 +216,11 @@ class UpstreamTransport:
         route: Route,
         deployment: Deployment,
         response: aiohttp.ClientResponse,
-        label: str,
+        target: Target,
     ) -> UpstreamReply:
         def finished() -> None:
             self.router.finished(route.key, deployment)
 
-        return UpstreamReply(response, label, on_close=finished)
+        return UpstreamReply(
+            response, target.label, on_close=finished, secrets=target.credentials()
+        )

@@ -7,6 +7,7 @@ It answers by the request's `model`, so one server covers every behaviour:
 - `error-429` / `error-400`: an OpenAI-shaped error with that status;
 - `error-500-html`: an HTML 500 page, which the gateway must not pass off as OpenAI's;
 - `html-200`: a 200 HTML page, which is not an API answer either;
+- `echo-key-401`: an OpenAI-shaped 401 that quotes the `Authorization` it was sent;
 - `echo-headers-500`: a plain-text 500 that echoes every request header (credentials too), as
   some broken proxies do: the gateway must not repeat it to the tenant;
 - `break-stream`: sends one chunk, then drops the connection;
@@ -349,6 +350,10 @@ class UpstreamServer:
         model = data.get("model", "")
         if model == "html-200":  # a captive portal or misrouted proxy answering 200
             return web.Response(status=200, text="<html>oops</html>", content_type="text/html")
+        if model == "echo-key-401":  # an OpenAI-shaped error that quotes the key it was sent
+            said = request.headers.get("Authorization", "")
+            error = {"message": f"bad key {said}", "type": "auth", "param": None, "code": None}
+            return web.json_response({"error": error}, status=401)
         if model == "echo-headers-500":
             echoed = "\n".join(f"{name}: {value}" for name, value in request.headers.items())
             return web.Response(status=500, text=echoed)
