@@ -130,7 +130,16 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
     return settings
 
 
+#: The log levels `log_level` may name.
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
 def _validate(settings: Settings) -> None:
+    if settings.log_level.lower() not in LOG_LEVELS:
+        raise ConfigError(
+            f"log_level {settings.log_level[:40]!r} is not one of {', '.join(LOG_LEVELS)}"
+            " (GATEWAY_LOG_LEVEL)"
+        )
     if not 0 <= settings.port <= 65535:
         raise ConfigError(f"port {settings.port} is out of range")
     if settings.rate_limit_lease <= 0 or settings.usage_flush_interval <= 0:

@@ -91,6 +91,8 @@ def test_environment_wins_over_the_file(tmp_path: Path) -> None:
         ("GATEWAY_OUTLIER_CONSECUTIVE_FAILURES", "0", "outlier_consecutive_failures"),
         ("GATEWAY_OUTLIER_BASE_EJECTION", "0", "outlier_base_ejection"),
         ("GATEWAY_OUTLIER_BASE_EJECTION", "400", "at most outlier_max_ejection"),
+        ("GATEWAY_LOG_LEVEL", "verbose", "log_level 'verbose' is not one of"),
+        ("GATEWAY_BODY_TIMEOUT", "0", "body_timeout must be positive"),
     ],
 )
 def test_bad_environment_value_is_a_clear_config_error(
