@@ -124,6 +124,10 @@ def ratios(rows: Sequence[SummaryRow]) -> list[dict[str, Any]]:
                 "tracing_on_vs_off_rps": ratio("gateway-tracing", "gateway", scenario, rps),
                 "tracing_on_vs_off_cpu_per_req": ratio("gateway-tracing", "gateway", scenario, cpu),
                 "gateway_vs_bare_cpu_per_req": ratio("gateway", "bare", scenario, cpu),
+                "gateway_vs_baseline_rps": ratio("gateway", "gateway-baseline", scenario, rps),
+                "gateway_vs_baseline_cpu_per_req": ratio(
+                    "gateway", "gateway-baseline", scenario, cpu
+                ),
                 "gateway_minus_bare_p50_ms": (
                     gateway.p50_ms - bare.p50_ms if gateway and bare else None
                 ),
@@ -167,6 +171,7 @@ def _ratio_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     header = ["scenario", "gateway/bare req/s", "w2/w1 req/s", "journal off/on req/s"]
     header += ["limits on/off req/s", "tracing on/off req/s", "tracing on/off CPU per req"]
     header += ["gateway/bare CPU per req", "gateway-bare p50 ms"]
+    header += ["gateway/baseline req/s", "gateway/baseline CPU per req"]
     rows = [
         [
             item["scenario"],
@@ -178,6 +183,8 @@ def _ratio_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             _num(item.get("tracing_on_vs_off_cpu_per_req")),
             _num(item["gateway_vs_bare_cpu_per_req"]),
             _num(item["gateway_minus_bare_p50_ms"]),
+            _num(item.get("gateway_vs_baseline_rps")),
+            _num(item.get("gateway_vs_baseline_cpu_per_req")),
         ]
         for item in results["ratios"]
     ]

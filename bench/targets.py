@@ -35,6 +35,8 @@ class TargetSpec:
     limits: bool = False
     #: Traces exported over OTLP/HTTP to `bench/otlp_sink.py` (the same requests otherwise).
     tracing: bool = False
+    #: Run from the checkout named by `BENCH_BASELINE` (its own `.venv`): an A/B in one run.
+    baseline: bool = False
 
 
 TARGETS = (
@@ -59,6 +61,12 @@ TARGETS = (
         "gateway",
         "gateway, 1 worker, journal on, OpenTelemetry traces to an OTLP/HTTP sink",
         tracing=True,
+    ),
+    TargetSpec(
+        "gateway-baseline",
+        "gateway",
+        "gateway of the BENCH_BASELINE checkout, 1 worker, journal on (A/B against `gateway`)",
+        baseline=True,
     ),
 )
 TARGETS_BY_NAME = {target.name: target for target in TARGETS}
