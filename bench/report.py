@@ -119,6 +119,11 @@ def ratios(rows: Sequence[SummaryRow]) -> list[dict[str, Any]]:
                 "scenario": scenario,
                 "gateway_vs_bare_rps": ratio("gateway", "bare", scenario, rps),
                 "gateway_w2_vs_w1_rps": ratio("gateway-w2", "gateway", scenario, rps),
+                "bare_w2_vs_w1_rps": ratio("bare-w2", "bare", scenario, rps),
+                "workers_scaling_vs_bare": _over(
+                    ratio("gateway-w2", "gateway", scenario, rps),
+                    ratio("bare-w2", "bare", scenario, rps),
+                ),
                 "journal_off_vs_on_rps": ratio("gateway-nojournal", "gateway", scenario, rps),
                 "limits_on_vs_off_rps": ratio("gateway-limits", "gateway", scenario, rps),
                 "tracing_on_vs_off_rps": ratio("gateway-tracing", "gateway", scenario, rps),
@@ -134,6 +139,10 @@ def ratios(rows: Sequence[SummaryRow]) -> list[dict[str, Any]]:
             }
         )
     return result
+
+
+def _over(top: float | None, bottom: float | None) -> float | None:
+    return None if top is None or not bottom else top / bottom
 
 
 def _num(value: float | None, digits: int = 2) -> str:
@@ -168,7 +177,8 @@ def _scenario_order(results: dict[str, Any], row: dict[str, Any]) -> tuple[int, 
 
 
 def _ratio_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    header = ["scenario", "gateway/bare req/s", "w2/w1 req/s", "journal off/on req/s"]
+    header = ["scenario", "gateway/bare req/s", "w2/w1 req/s", "bare w2/w1 req/s"]
+    header += ["w2/w1 over bare's", "journal off/on req/s"]
     header += ["limits on/off req/s", "tracing on/off req/s", "tracing on/off CPU per req"]
     header += ["gateway/bare CPU per req", "gateway-bare p50 ms"]
     header += ["gateway/baseline req/s", "gateway/baseline CPU per req"]
@@ -177,6 +187,8 @@ def _ratio_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             item["scenario"],
             _num(item["gateway_vs_bare_rps"]),
             _num(item["gateway_w2_vs_w1_rps"]),
+            _num(item.get("bare_w2_vs_w1_rps")),
+            _num(item.get("workers_scaling_vs_bare")),
             _num(item["journal_off_vs_on_rps"]),
             _num(item.get("limits_on_vs_off_rps")),
             _num(item.get("tracing_on_vs_off_rps")),

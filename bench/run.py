@@ -129,14 +129,14 @@ def start_targets(bench: Bench) -> None:
         bench.running["direct"] = RunningTarget(
             TARGETS_BY_NAME["direct"], nginx, bench.upstream_port
         )
-    if "bare" in wanted:
+    for name in [name for name in wanted if TARGETS_BY_NAME[name].kind == "bare"]:
         try:
-            bare = start_bare_proxy(bench.upstream_port, bench.work_dir)
+            bare = start_bare_proxy(bench.upstream_port, bench.work_dir, name)
         except ServerStartError as exc:
-            bench.give_up("bare", "failed", str(exc))
+            bench.give_up(name, "failed", str(exc))
         else:
             bench.servers.append(bare.server)
-            bench.running["bare"] = bare
+            bench.running[name] = bare
     gateways = [name for name in wanted if TARGETS_BY_NAME[name].kind == "gateway"]
     if not gateways:
         return
