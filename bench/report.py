@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.goals import goal_rows
+
 README_START = "<!-- results:start -->"
 README_END = "<!-- results:end -->"
 DISTURBED_PCT = 25.0  # median CPU of other processes (% of one core) that makes a run suspect
@@ -286,7 +288,8 @@ def _server_lines(results: dict[str, Any]) -> list[str]:
 
 def render_text(results: dict[str, Any]) -> str:
     parts = [_plain(*_table_rows(results)), "", _plain(*_ratio_rows(results)), ""]
-    parts += [_plain(*_target_rows(results)), "", _memory_line(results), _wrk_line(results)]
+    parts += [_plain(*_target_rows(results)), "", _plain(*goal_rows(results)), ""]
+    parts += [_memory_line(results), _wrk_line(results)]
     return "\n".join(parts + _server_lines(results))
 
 
@@ -301,7 +304,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         f" medians. Command: `{options['command']}`."
     )
     parts = [heading, "", _markdown(*_table_rows(results)), "", _markdown(*_ratio_rows(results))]
-    parts += ["", _markdown(*_target_rows(results)), "", _memory_line(results)]
+    parts += ["", _markdown(*_target_rows(results)), "", _markdown(*goal_rows(results))]
+    parts += ["", _memory_line(results)]
     parts += ["", _wrk_line(results)]
     parts += [f"\n{line}" for line in _server_lines(results)]
     return "\n".join(parts)
