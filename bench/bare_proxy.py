@@ -3,13 +3,17 @@
 One pooled ClientSession, no parsing, no logging, no access log; an SSE reply is relayed chunk by
 chunk as it arrives. The request path is appended to `--upstream-url`, so `/sse/v1/...` reaches
 the upstream's SSE route. It uses uvloop when installed, as the gateway does.
-`python -m bench.bare_proxy --port 8001 --upstream-url http://127.0.0.1:8000`
+`python -m bench.bare_proxy --port 8001 --upstream-url http://127.0.0.1:8000`; with
+`--processes 2` it starts one more process of itself on the same port (`SO_REUSEPORT`, the kernel
+spreads the connections), the floor for the gateway's `--workers 2`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 
 from aiohttp import ClientSession, ClientTimeout, web
@@ -59,16 +63,30 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream-url", required=True, help="origin, e.g. http://127.0.0.1:8000")
+    parser.add_argument("--processes", type=int, default=1, help="processes on the port")
+    parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    web.run_app(
-        create_app(args.upstream_url),
-        host=args.host,
-        port=args.port,
-        access_log=None,
-        print=None,
-        shutdown_timeout=5.0,
-        loop=new_event_loop(),
-    )
+    address = ["--host", args.host, "--port", str(args.port), "--upstream-url", args.upstream_url]
+    others = [
+        subprocess.Popen([sys.executable, "-m", "bench.bare_proxy", *address, "--reuse-port"])
+        for _ in range(args.processes - 1)
+    ]
+    try:
+        web.run_app(
+            create_app(args.upstream_url),
+            host=args.host,
+            port=args.port,
+            access_log=None,
+            print=None,
+            shutdown_timeout=5.0,
+            loop=new_event_loop(),
+            reuse_port=args.reuse_port or args.processes > 1,
+        )
+    finally:
+        for process in others:
+            process.terminate()
+        for process in others:
+            process.wait(timeout=10)
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

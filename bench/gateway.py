@@ -219,9 +219,12 @@ def start_gateway(
     journal: bool,
     log_dir: Path,
     otlp_endpoint: str | None = None,
+    checkout: Path | None = None,
 ) -> tuple[Server, int]:
+    """`checkout`: run that checkout's gateway (its `.venv/bin/gateway`, from its directory)."""
     port = free_port()
-    argv = [stack.gateway, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    gateway = str(checkout / ".venv" / "bin" / "gateway") if checkout else stack.gateway
+    argv = [gateway, "serve", "--host", "127.0.0.1", "--port", str(port)]
     if workers != 1:
         argv += ["--workers", str(workers)]
     env = dict(stack.env)
@@ -230,7 +233,7 @@ def start_gateway(
     if otlp_endpoint:  # docs/observability.md: the SDK's own variables
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_endpoint
         env["OTEL_SERVICE_NAME"] = "gateway-bench"
-    server = start_server(name, argv, log_dir, env, cwd=REPO_ROOT)
+    server = start_server(name, argv, log_dir, env, cwd=checkout or REPO_ROOT)
     wait_until(
         lambda: http_status(f"http://127.0.0.1:{port}/readyz") == 200,
         server,

@@ -119,7 +119,13 @@ def parse_options(argv: Sequence[str] | None = None) -> BenchOptions:
     duration = pick(args.duration, "BENCH_DURATION", 5, 2)
     if rounds < 1 or duration < 1:
         raise SystemExit("--rounds and --duration must be at least 1")
-    targets = args.targets or os.environ.get("BENCH_TARGETS") or ",".join(TARGETS_BY_NAME)
+    # gateway-baseline is measured by default only when there is a baseline checkout to run.
+    default_targets = [
+        name
+        for name, spec in TARGETS_BY_NAME.items()
+        if not spec.baseline or os.environ.get("BENCH_BASELINE")
+    ]
+    targets = args.targets or os.environ.get("BENCH_TARGETS") or ",".join(default_targets)
     scenarios = args.scenarios or os.environ.get("BENCH_SCENARIOS") or ",".join(SCENARIOS_BY_NAME)
     output = args.output or RESULTS_DIR / ("quick.json" if quick else "latest.json")
     return BenchOptions(

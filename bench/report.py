@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.goals import goal_rows
+
 README_START = "<!-- results:start -->"
 README_END = "<!-- results:end -->"
 DISTURBED_PCT = 25.0  # median CPU of other processes (% of one core) that makes a run suspect
@@ -119,17 +121,30 @@ def ratios(rows: Sequence[SummaryRow]) -> list[dict[str, Any]]:
                 "scenario": scenario,
                 "gateway_vs_bare_rps": ratio("gateway", "bare", scenario, rps),
                 "gateway_w2_vs_w1_rps": ratio("gateway-w2", "gateway", scenario, rps),
+                "bare_w2_vs_w1_rps": ratio("bare-w2", "bare", scenario, rps),
+                "workers_scaling_vs_bare": _over(
+                    ratio("gateway-w2", "gateway", scenario, rps),
+                    ratio("bare-w2", "bare", scenario, rps),
+                ),
                 "journal_off_vs_on_rps": ratio("gateway-nojournal", "gateway", scenario, rps),
                 "limits_on_vs_off_rps": ratio("gateway-limits", "gateway", scenario, rps),
                 "tracing_on_vs_off_rps": ratio("gateway-tracing", "gateway", scenario, rps),
                 "tracing_on_vs_off_cpu_per_req": ratio("gateway-tracing", "gateway", scenario, cpu),
                 "gateway_vs_bare_cpu_per_req": ratio("gateway", "bare", scenario, cpu),
+                "gateway_vs_baseline_rps": ratio("gateway", "gateway-baseline", scenario, rps),
+                "gateway_vs_baseline_cpu_per_req": ratio(
+                    "gateway", "gateway-baseline", scenario, cpu
+                ),
                 "gateway_minus_bare_p50_ms": (
                     gateway.p50_ms - bare.p50_ms if gateway and bare else None
                 ),
             }
         )
     return result
+
+
+def _over(top: float | None, bottom: float | None) -> float | None:
+    return None if top is None or not bottom else top / bottom
 
 
 def _num(value: float | None, digits: int = 2) -> str:
@@ -164,20 +179,26 @@ def _scenario_order(results: dict[str, Any], row: dict[str, Any]) -> tuple[int, 
 
 
 def _ratio_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    header = ["scenario", "gateway/bare req/s", "w2/w1 req/s", "journal off/on req/s"]
+    header = ["scenario", "gateway/bare req/s", "w2/w1 req/s", "bare w2/w1 req/s"]
+    header += ["w2/w1 over bare's", "journal off/on req/s"]
     header += ["limits on/off req/s", "tracing on/off req/s", "tracing on/off CPU per req"]
     header += ["gateway/bare CPU per req", "gateway-bare p50 ms"]
+    header += ["gateway/baseline req/s", "gateway/baseline CPU per req"]
     rows = [
         [
             item["scenario"],
             _num(item["gateway_vs_bare_rps"]),
             _num(item["gateway_w2_vs_w1_rps"]),
+            _num(item.get("bare_w2_vs_w1_rps")),
+            _num(item.get("workers_scaling_vs_bare")),
             _num(item["journal_off_vs_on_rps"]),
             _num(item.get("limits_on_vs_off_rps")),
             _num(item.get("tracing_on_vs_off_rps")),
             _num(item.get("tracing_on_vs_off_cpu_per_req")),
             _num(item["gateway_vs_bare_cpu_per_req"]),
             _num(item["gateway_minus_bare_p50_ms"]),
+            _num(item.get("gateway_vs_baseline_rps")),
+            _num(item.get("gateway_vs_baseline_cpu_per_req")),
         ]
         for item in results["ratios"]
     ]
@@ -267,7 +288,8 @@ def _server_lines(results: dict[str, Any]) -> list[str]:
 
 def render_text(results: dict[str, Any]) -> str:
     parts = [_plain(*_table_rows(results)), "", _plain(*_ratio_rows(results)), ""]
-    parts += [_plain(*_target_rows(results)), "", _memory_line(results), _wrk_line(results)]
+    parts += [_plain(*_target_rows(results)), "", _plain(*goal_rows(results)), ""]
+    parts += [_memory_line(results), _wrk_line(results)]
     return "\n".join(parts + _server_lines(results))
 
 
@@ -282,7 +304,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         f" medians. Command: `{options['command']}`."
     )
     parts = [heading, "", _markdown(*_table_rows(results)), "", _markdown(*_ratio_rows(results))]
-    parts += ["", _markdown(*_target_rows(results)), "", _memory_line(results)]
+    parts += ["", _markdown(*_target_rows(results)), "", _markdown(*goal_rows(results))]
+    parts += ["", _memory_line(results)]
     parts += ["", _wrk_line(results)]
     parts += [f"\n{line}" for line in _server_lines(results)]
     return "\n".join(parts)

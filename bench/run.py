@@ -129,14 +129,14 @@ def start_targets(bench: Bench) -> None:
         bench.running["direct"] = RunningTarget(
             TARGETS_BY_NAME["direct"], nginx, bench.upstream_port
         )
-    if "bare" in wanted:
+    for name in [name for name in wanted if TARGETS_BY_NAME[name].kind == "bare"]:
         try:
-            bare = start_bare_proxy(bench.upstream_port, bench.work_dir)
+            bare = start_bare_proxy(bench.upstream_port, bench.work_dir, name)
         except ServerStartError as exc:
-            bench.give_up("bare", "failed", str(exc))
+            bench.give_up(name, "failed", str(exc))
         else:
             bench.servers.append(bare.server)
-            bench.running["bare"] = bare
+            bench.running[name] = bare
     gateways = [name for name in wanted if TARGETS_BY_NAME[name].kind == "gateway"]
     if not gateways:
         return
@@ -180,6 +180,7 @@ def start_gateway_target(bench: Bench, name: str, spec_name: str) -> RunningTarg
     spec, stack = TARGETS_BY_NAME[spec_name], bench.stack
     assert stack is not None
     endpoint = start_otlp_sink(bench) if spec.tracing else None
+    checkout = baseline_checkout() if spec.baseline else None
     server, port = gw.start_gateway(
         stack,
         name,
@@ -187,9 +188,20 @@ def start_gateway_target(bench: Bench, name: str, spec_name: str) -> RunningTarg
         journal=spec.journal,
         log_dir=bench.work_dir,
         otlp_endpoint=endpoint,
+        checkout=checkout,
     )
     bench.servers.append(server)
     return RunningTarget(spec, server, port, stack.tenants)
+
+
+def baseline_checkout() -> Path:
+    """The checkout `gateway-baseline` runs (`BENCH_BASELINE`), with its own `.venv`."""
+    root = os.environ.get("BENCH_BASELINE")
+    if not root or not (Path(root) / ".venv" / "bin" / "gateway").is_file():
+        raise ServerStartError(
+            "gateway-baseline needs BENCH_BASELINE=<a checkout with .venv/bin/gateway>"
+        )
+    return Path(root)
 
 
 def check_targets(bench: Bench) -> None:

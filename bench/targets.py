@@ -35,11 +35,14 @@ class TargetSpec:
     limits: bool = False
     #: Traces exported over OTLP/HTTP to `bench/otlp_sink.py` (the same requests otherwise).
     tracing: bool = False
+    #: Run from the checkout named by `BENCH_BASELINE` (its own `.venv`): an A/B in one run.
+    baseline: bool = False
 
 
 TARGETS = (
     TargetSpec("direct", "direct", "nginx upstream, no proxy"),
     TargetSpec("bare", "bare", "bench/bare_proxy.py, the aiohttp floor"),
+    TargetSpec("bare-w2", "bare", "bench/bare_proxy.py, 2 processes on one port", workers=2),
     TargetSpec("gateway", "gateway", "gateway, 1 worker, journal on"),
     TargetSpec("gateway-w2", "gateway", "gateway --workers 2, journal on", workers=2),
     TargetSpec(
@@ -59,6 +62,12 @@ TARGETS = (
         "gateway",
         "gateway, 1 worker, journal on, OpenTelemetry traces to an OTLP/HTTP sink",
         tracing=True,
+    ),
+    TargetSpec(
+        "gateway-baseline",
+        "gateway",
+        "gateway of the BENCH_BASELINE checkout, 1 worker, journal on (A/B against `gateway`)",
+        baseline=True,
     ),
 )
 TARGETS_BY_NAME = {target.name: target for target in TARGETS}
@@ -91,13 +100,15 @@ class RunningTarget:
         )
 
 
-def start_bare_proxy(upstream_port: int, log_dir: Path) -> RunningTarget:
+def start_bare_proxy(upstream_port: int, log_dir: Path, name: str = "bare") -> RunningTarget:
+    spec = TARGETS_BY_NAME[name]
     port = free_port()
     argv = [sys.executable, "-m", "bench.bare_proxy", "--port", str(port)]
     argv += ["--upstream-url", f"http://127.0.0.1:{upstream_port}"]
-    server = start_server("bare", argv, log_dir)
+    argv += ["--processes", str(spec.workers)]
+    server = start_server(name, argv, log_dir)
     wait_until(lambda: tcp_open(port), server, timeout_s=30, what="listening")
-    return RunningTarget(spec=TARGETS_BY_NAME["bare"], server=server, port=port)
+    return RunningTarget(spec=spec, server=server, port=port)
 
 
 def check_once(spec: LoadSpec, stream: bool) -> str | None:

@@ -88,14 +88,22 @@ def is_usage_only(event: dict[str, Any]) -> bool:
 def _events(raw: bytes) -> list[Any]:
     """The JSON payloads of the complete `data:` events (a cut final event is skipped)."""
     out: list[Any] = []
-    for block in raw.replace(b"\r\n", b"\n").split(b"\n\n"):
-        lines = [line[5:].strip() for line in block.split(b"\n") if line.startswith(b"data:")]
-        payload = b"\n".join(lines)
+    loads, error = orjson.loads, orjson.JSONDecodeError
+    if b"\r" in raw:
+        raw = raw.replace(b"\r\n", b"\n")
+    for block in raw.split(b"\n\n"):
+        if b"\n" not in block:  # one line, the usual shape: no list of lines to build
+            if not block.startswith(b"data:"):
+                continue
+            payload = block[5:].strip()
+        else:
+            lines = [line[5:].strip() for line in block.split(b"\n") if line.startswith(b"data:")]
+            payload = b"\n".join(lines)
         if not payload or payload == b"[DONE]":
             continue
         try:
-            out.append(orjson.loads(payload))
-        except orjson.JSONDecodeError:
+            out.append(loads(payload))
+        except error:
             continue
     return out
 
@@ -132,7 +140,8 @@ class _Assembler:
         self.finish: str | None = None
 
     def add(self, event: dict[str, Any]) -> None:
-        self.usage = merge_stream_usage(self.usage, usage_of_event(event))
+        if "usage" in event or "response" in event or "message" in event:  # where usage is
+            self.usage = merge_stream_usage(self.usage, usage_of_event(event))
         model = event.get("model")
         if isinstance(model, str):
             self.model = model

@@ -142,9 +142,27 @@ def build_record(
     )
 
 
-def iso_time(epoch: float) -> str:
+def _iso_time(epoch: float) -> str:
     moment = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+#: The last second `iso_time` formatted, and its text up to the seconds (one per second).
+_second: list[Any] = [None, ""]
+
+
+def iso_time(epoch: float) -> str:
+    """RFC 3339 UTC with microseconds, rounded as `datetime.fromtimestamp` rounds (half to
+    even); the date and time of day are formatted once per second."""
+    if not 0 <= epoch < 253402300799:  # before 1970 or past 9999: the general path
+        return _iso_time(epoch)
+    second = int(epoch)
+    micros = round((epoch - second) * 1e6)
+    if micros >= 1_000_000:
+        second, micros = second + 1, micros - 1_000_000
+    if second != _second[0]:
+        _second[0], _second[1] = second, _iso_time(second)[:19]
+    return f"{_second[1]}.{micros:06d}Z"
 
 
 def body_of(raw: bytes | None, limit: int, policy: RedactionPolicy) -> dict[str, Any]:
