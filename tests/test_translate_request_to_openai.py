@@ -369,3 +369,38 @@ def test_anthropic_request_survives_a_round_trip() -> None:
             original["messages"][2],
         ],
     }
+
+
+@pytest.mark.parametrize(
+    ("messages", "param"),
+    [
+        (
+            [
+                {
+                    "role": "user",
+                    "content": [{"type": "image", "source": {"type": [], "data": "AA=="}}],
+                }
+            ],
+            "messages.0.content.0.source.type",
+        ),
+        (
+            [{"role": "user", "content": [{"type": "document", "source": {"type": {}}}]}],
+            "messages.0.content.0.source.type",
+        ),
+        (
+            [{"role": "user", "content": "a"}, {"role": "assistant", "content": [{"type": {}}]}],
+            "messages.1.content.0.type",
+        ),
+        (
+            [{"role": "user", "content": [{"type": ["text"], "text": "a"}]}],
+            "messages.0.content.0.type",
+        ),
+    ],
+)
+def test_unhashable_block_types_are_a_400_naming_the_field(messages: list[Any], param: str) -> None:
+    """An outsider's fuzz found these as 500s (`unhashable type`) on `/v1/messages`."""
+    from gateway.errors import InvalidRequestError
+
+    with pytest.raises(InvalidRequestError) as caught:
+        to_openai_request({"model": "m", "max_tokens": 5, "messages": messages})
+    assert caught.value.param == param

@@ -144,8 +144,8 @@ def _user(blocks: list[Any], param: str) -> list[dict[str, Any]]:
     parts: list[dict[str, Any]] = []
     for j, raw in enumerate(blocks):
         block = expect_dict(raw, f"{param}.{j}")
-        kind = block.get("type")
         where = f"{param}.{j}"
+        kind = _block_type(block, where)
         if kind == "tool_result":
             if parts:
                 out.append({"role": "user", "content": parts})
@@ -165,10 +165,20 @@ def _user(blocks: list[Any], param: str) -> list[dict[str, Any]]:
     return out
 
 
+def _block_type(block: dict[str, Any], where: str) -> str:
+    """A content block's `type`: a string, or a 400 naming it (a list or an object there
+    must not reach a set lookup as an unhashable value)."""
+    kind = block.get("type")
+    if not isinstance(kind, str):
+        invalid(where + ".type", "must be a string")
+    return kind
+
+
 def _source(block: dict[str, Any], where: str, kinds: frozenset[str]) -> dict[str, Any]:
     check_keys(block, frozenset({"type", "source", "cache_control"}), where + ".")
     source = expect_dict(block.get("source"), where + ".source")
-    if source.get("type") not in kinds:
+    kind = source.get("type")
+    if not isinstance(kind, str) or kind not in kinds:
         refuse(where + ".source.type", f"only {' or '.join(sorted(kinds))} sources translate")
     return source
 
@@ -210,8 +220,8 @@ def _assistant(blocks: list[Any], param: str) -> dict[str, Any]:
     calls: list[dict[str, Any]] = []
     for j, raw in enumerate(blocks):
         block = expect_dict(raw, f"{param}.{j}")
-        kind = block.get("type")
         where = f"{param}.{j}"
+        kind = _block_type(block, where)
         if kind == "text":
             check_keys(block, _TEXT_KEYS, where + ".")
             text.append(expect_str(block.get("text"), where + ".text"))
