@@ -4,6 +4,7 @@ connection or an uncounted request before its fix."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import orjson
 import pytest
@@ -12,8 +13,10 @@ from redis.asyncio import Redis
 
 from gateway.app import create_app
 from gateway.config import Settings
+from gateway.errors import InvalidRequestError
 from gateway.journal.cli import record_line
 from gateway.limits.checks import MAX_TOKENS_PER_REQUEST, estimate_tokens
+from gateway.services.fields import check_value
 from gateway.validation import MAX_NESTING
 from tests.conftest import TEST_SECRET, AiohttpServer, Tenant
 from tests.support.helpers import error_of, raw_request
@@ -112,3 +115,21 @@ def test_journal_lines_cannot_drive_the_terminal() -> None:
     assert "\x1b" not in line
     assert "\x07" not in line
     assert "\\x1b[31mRED" in line
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "value"),
+    [
+        ("tokens_per_day", "count", 18446744073709551615),
+        ("rpm", "count", 2**63),
+        ("max_concurrent", "count", 10**19),
+        ("usd_per_day", "usd", 9007199255),
+        ("end_user_usd_per_day", "usd", 1e10),
+    ],
+)
+def test_limits_past_what_the_script_counts_are_refused(name: str, kind: Any, value: Any) -> None:
+    """An outsider set these through the admin API; each then made every request a 503."""
+    with pytest.raises(InvalidRequestError) as caught:
+        check_value(name, kind, value)
+    assert caught.value.param == name
+    assert check_value(name, kind, 10**9) == 10**9

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from gateway.errors import InvalidRequestError
+from gateway.limits.checks import MAX_LIMIT
 
 Kind = Literal["count", "usd", "text", "texts", "flag"]
 
@@ -24,6 +25,9 @@ LIMITS: dict[str, Kind] = {
 }
 END_USER_LIMITS: dict[str, Kind] = {"end_user_rpm": "count", "end_user_usd_per_day": "usd"}
 _MAX_TEXT = 2000
+#: The most US dollars a budget may name: 10^9 dollars is 10^15 micro-dollars, under the 2^53
+#: the limits script counts exactly.
+MAX_USD = MAX_LIMIT / 1_000_000
 
 
 def _bad(name: str, what: str) -> InvalidRequestError:
@@ -36,12 +40,14 @@ def check_value(name: str, kind: Kind, value: Any) -> Any:
     if kind == "count":
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise _bad(name, "must be a whole number >= 0, or null to remove the limit")
+        if value > MAX_LIMIT:  # the limits script counts exactly up to 2^53 only
+            raise _bad(name, f"is larger than a limit's most, {MAX_LIMIT}")
         return value
     if kind == "usd":
         if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
             raise _bad(name, "must be a number of US dollars >= 0, or null to remove it")
-        if value > 1e12:
-            raise _bad(name, "is too large")
+        if value > MAX_USD:  # micro-dollars in the limits script stay below 2^53
+            raise _bad(name, f"is larger than a dollar limit's most, {MAX_USD:g}")
         return float(value)
     if kind == "flag":
         if not isinstance(value, bool):
