@@ -106,10 +106,7 @@ class OpenAIPassthrough:
             raise UpstreamError("the request has no tenant", code="upstream_not_configured")
         client = identity.client
         targets = self.targets(request, client, path, data)
-        body = None if data is None else exchange.upstream_body(data)
-        retry = self.transport.retry_settings(client.policy.retries)
-        method = "GET" if data is None else "POST"
-        return await self.transport.send(exchange, method, targets, body, retry)
+        return await self.transport.forward(exchange, client, targets, data)
 
     async def chat_completions(
         self, request: web.Request, user_profile: UserProfile, data: dict[str, Any]

@@ -18,6 +18,7 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import aiohttp
 import orjson
@@ -30,6 +31,7 @@ from gateway.errors import UpstreamError
 from gateway.exchange import Attempt, Exchange
 from gateway.routing import Router, outlier_settings
 from gateway.spans import attempt_span
+from gateway.store.records import ClientRecord
 from gateway.tracing import AttemptTrace
 from gateway.upstream.deployments import Route, deadline_passed, request_deadline
 from gateway.upstream.errors import upstream_errors
@@ -101,6 +103,20 @@ class UpstreamTransport:
 
     def retry_settings(self, retries: int | None) -> RetrySettings:
         return RetrySettings.from_settings(self.settings, retries)
+
+    async def forward(
+        self,
+        exchange: Exchange,
+        client: ClientRecord,
+        targets: Sequence[Target],
+        data: dict[str, Any] | None,
+    ) -> UpstreamReply:
+        """POST `data` (as the caller's bytes when nothing rewrote it), or GET when None, to
+        the client's targets with its retry policy: what every forwarding handler does."""
+        body = None if data is None else exchange.upstream_body(data)
+        retry = self.retry_settings(client.policy.retries)
+        method = "GET" if data is None else "POST"
+        return await self.send(exchange, method, targets, body, retry)
 
     async def send(
         self,
