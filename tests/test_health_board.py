@@ -41,7 +41,7 @@ async def test_each_instance_publishes_its_own_view_and_the_key_expires(redis: R
     views = await one.read(CLIENT)
     assert sorted(views) == ["host:1", "host:2"]
     until = views["host:1"]["deployments"][0]["ejected_until"]
-    assert time.time() + 9 < until <= time.time() + 10
+    assert time.time() + 9 < until <= time.time() + 10.01  # published rounded to 1 ms
     assert views["host:2"]["deployments"][0]["ejected_until"] is None
     assert 0 < await redis.ttl(keys.client_health(*CLIENT)) <= HEALTH_TTL
     assert await one.read((ACCOUNT, "never-routed")) == {}
